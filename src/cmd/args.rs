@@ -1,0 +1,1 @@
+//! Argument parsing shared by command families, with Redis's error texts.

@@ -1,0 +1,4 @@
+//! spillway: a Redis-protocol caching proxy with PostgreSQL as the system of record.
+pub mod cmd;
+pub mod keyspace;
+pub mod resp;
