@@ -1,4 +1,6 @@
 //! spillway: a Redis-protocol caching proxy with PostgreSQL as the system of record.
 pub mod cmd;
+pub mod error;
 pub mod keyspace;
 pub mod resp;
+pub mod store;

@@ -1,0 +1,135 @@
+//! The system of record: one small trait, a PostgreSQL and a SQLite
+//! implementation, and the schema both share (`migrations/`).
+//!
+//! Every key is one row of `spillway_kv`: its type, its value (a string, or a
+//! hash encoded by `keyspace::codec`), its absolute expiry and its version.
+//! Deleted keys stay as tombstones (kind 0) so an older write cannot
+//! resurrect them. Rows are ordered by `key_hash` so SCAN can hand out a
+//! plain integer cursor that stays valid while keys come and go.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::keyspace::{Row, Version};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The row kinds stored in `spillway_kv.kind`.
+pub mod kind {
+    pub const TOMBSTONE: i16 = 0;
+    pub const STRING: i16 = 1;
+    pub const HASH: i16 = 2;
+}
+
+/// How to reach the database: `[database]` of the config.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `postgres://…` or `sqlite://path?mode=rwc`.
+    pub url: String,
+    pub pool_size: u32,
+    /// Per statement; past it the call fails with `Error::Timeout`.
+    pub timeout: std::time::Duration,
+    /// Waiting for a pooled connection; past it the call fails fast.
+    pub acquire_timeout: std::time::Duration,
+}
+
+/// One page of a SCAN over the database keyspace.
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    /// Where the next page starts; 0 when the scan is complete.
+    pub cursor: u64,
+    /// Live keys with their type name ("string" | "hash").
+    pub keys: Vec<(Bytes, &'static str)>,
+}
+
+/// Counts for `DBSIZE` and INFO's keyspace section.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyCounts {
+    pub keys: u64,
+    pub expires: u64,
+}
+
+/// The database behind the cache. Implementations bind every key and value
+/// as a query parameter and enforce `database.timeout` on each call.
+pub trait Store: Send + Sync + 'static {
+    /// "postgres" or "sqlite": named in client errors.
+    fn name(&self) -> &'static str;
+
+    /// Current rows of `keys`, in order; absent keys as `Row::absent()`,
+    /// tombstones as a row without entry but with their version.
+    fn get<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Vec<Row>>>;
+
+    /// Starts a transaction holding exclusive locks on `keys` (also keys that
+    /// do not exist yet) until commit or drop, and returns their rows in
+    /// order. Locks are taken in a fixed order, so transactions do not
+    /// deadlock; another spillway process sharing the database waits too.
+    fn begin<'a>(
+        &'a self,
+        keys: &'a [Bytes],
+    ) -> BoxFuture<'a, Result<(Box<dyn StoreTxn>, Vec<Row>)>>;
+
+    /// Live keys with `key_hash > cursor`, about `count` of them, in hash order.
+    fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>>;
+
+    fn count(&self, now_ms: i64) -> BoxFuture<'_, Result<KeyCounts>>;
+
+    /// The highest version stored, so versions issued after a restart are above it.
+    fn max_version(&self) -> BoxFuture<'_, Result<Version>>;
+
+    /// Deletes up to `limit` expired rows and tombstones older than
+    /// `tombstones_before`; returns how many went.
+    fn sweep(
+        &self,
+        now_ms: i64,
+        tombstones_before: Version,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<u64>>;
+
+    /// A cheap round trip for the health heartbeat.
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Closes the pool at shutdown.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// An open write transaction from `Store::begin`. Dropping it rolls back.
+pub trait StoreTxn: Send {
+    /// Writes each row (entry `None` = tombstone) with its version.
+    fn put<'a>(&'a mut self, rows: &'a [(Bytes, Row)]) -> BoxFuture<'a, Result<()>>;
+
+    /// Commits; a connection lost during COMMIT is `Error::CommitUnknown`.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
+}
+
+/// A stable, positive 63-bit hash of a key (FNV-1a), never 0.
+///
+/// Stored with every row: SCAN's cursor and Postgres's per-key advisory
+/// locks both use it, so it must never change between releases.
+pub fn key_hash(key: &[u8]) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let h = (h & (i64::MAX as u64)) as i64;
+    if h == 0 { 1 } else { h }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_hash;
+
+    #[test]
+    fn key_hash_is_stable_and_positive() {
+        assert_eq!(key_hash(b""), 0x4bf2_9ce4_8422_2325);
+        assert_eq!(key_hash(b"a"), 0xaf63_dc4c_8601_ec8c_u64 as i64 & i64::MAX);
+        for k in [&b"x"[..], b"user:1", b"\0\xff"] {
+            assert!(key_hash(k) > 0);
+        }
+    }
+}
