@@ -1,4 +1,5 @@
 //! spillway: a Redis-protocol caching proxy with PostgreSQL as the system of record.
+pub mod cache;
 pub mod cmd;
 pub mod error;
 pub mod keyspace;
