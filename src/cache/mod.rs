@@ -8,6 +8,7 @@
 //! the database before a write committed therefore cannot store the old
 //! value after the writer's invalidation.
 
+pub mod aside;
 pub mod memory;
 pub mod redis;
 

@@ -7,9 +7,14 @@
 //! flags by the caller, never inside a handler.
 
 pub mod args;
+pub mod connection;
 pub mod hashes;
+pub mod info;
 pub mod keys;
+pub mod server;
+pub mod session;
 pub mod strings;
 pub mod table;
+pub mod transaction;
 
 pub use table::{Exec, Spec, lookup};

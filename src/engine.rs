@@ -1,0 +1,214 @@
+//! The shared state every connection talks to: the store, the cache tier,
+//! the write policy, health and statistics, and the background tasks that
+//! keep them honest (heartbeats, cache recovery, the expiry sweeper).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cache::aside::{AsideOptions, CacheAside};
+use crate::cache::{self, Cache, CacheOptions, CacheTier};
+use crate::cmd::Exec;
+use crate::config::{Config, Policy};
+use crate::error::{Error, Result, with_timeout};
+use crate::health::{BackendHealth, CacheHealth};
+use crate::keyspace::{Hlc, Version, now_millis};
+use crate::resp::Frame;
+use crate::stats::Stats;
+use crate::store::{self, Store, StoreOptions};
+use crate::write::through::WriteThrough;
+use crate::write::{Call, Watched};
+
+/// How often heartbeats probe each backend.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often the sweeper looks for expired rows and old tombstones.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Rows the sweeper deletes per statement.
+const SWEEP_BATCH: usize = 1000;
+/// How long tombstones are kept: far longer than any write can be in flight.
+const TOMBSTONE_RETENTION: Duration = Duration::from_secs(3600);
+
+pub struct Engine {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub aside: Arc<CacheAside<Cache>>,
+    pub stats: Arc<Stats>,
+    pub db_health: BackendHealth,
+    writer: WriteThrough<Cache>,
+    started_ms: i64,
+}
+
+impl Engine {
+    /// Connects the backends (migrations run here) and recovers the clock.
+    pub async fn open(config: Config) -> Result<Arc<Engine>> {
+        let store = store::connect(&StoreOptions {
+            url: config.database.url.clone(),
+            pool_size: config.database.pool_size,
+            timeout: config.database.timeout,
+            acquire_timeout: config.database.acquire_timeout,
+        })
+        .await?;
+        let cache = cache::connect(
+            &config.cache.backend,
+            &CacheOptions {
+                url: config.cache.url.clone(),
+                key_prefix: config.cache.key_prefix.clone(),
+                max_bytes: config.cache.max_bytes.0,
+                timeout: config.cache.timeout,
+                lease_ttl: config.database.timeout + config.cache.timeout,
+            },
+        )
+        .await?;
+        let hlc = Arc::new(Hlc::new());
+        hlc.observe(with_timeout(store.name(), config.database.timeout, store.max_version()).await?);
+        let stats = Arc::new(Stats::default());
+        let aside = Arc::new(CacheAside::new(
+            cache,
+            store.clone(),
+            Arc::new(CacheHealth::default()),
+            stats.clone(),
+            AsideOptions {
+                ttl: config.cache.ttl,
+                negative_ttl: config.cache.negative_ttl,
+                cache_timeout: config.cache.timeout,
+                db_timeout: config.database.timeout,
+            },
+        ));
+        let writer = WriteThrough::new(
+            store.clone(),
+            aside.clone(),
+            hlc,
+            stats.clone(),
+            config.database.timeout,
+        );
+        Ok(Arc::new(Engine {
+            config,
+            store,
+            aside,
+            stats,
+            db_health: BackendHealth::default(),
+            writer,
+            started_ms: now_millis(),
+        }))
+    }
+
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+
+    /// Runs one read command through the cache-aside path.
+    pub async fn read(&self, call: &Call) -> Frame {
+        let Exec::Read(handler) = call.spec.exec else {
+            return Frame::err("internal: not a read command");
+        };
+        let keys = call.spec.keys(&call.argv);
+        let mut ws = match self.aside.read(&keys, now_millis()).await {
+            Ok(ws) => ws,
+            Err(e) => return Frame::err(e),
+        };
+        let mut hits = 0;
+        for k in &keys {
+            hits += u64::from(ws.get(k).is_some());
+        }
+        Stats::add(&self.stats.keyspace_hits, hits);
+        Stats::add(&self.stats.keyspace_misses, keys.len() as u64 - hits);
+        handler(&call.argv, &mut ws)
+    }
+
+    /// Runs writes (and the reads of a MULTI block) under the write policy.
+    /// `Ok(None)`: a watched key changed and nothing was written.
+    pub async fn write(&self, calls: &[Call], watched: &[Watched]) -> Result<Option<Vec<Frame>>> {
+        if self.config.write.policy == Policy::ReadOnly && calls.iter().any(|c| c.spec.is_write()) {
+            return Ok(Some(vec![read_only_error(); calls.len()]));
+        }
+        if !self.db_health.is_up() {
+            return Err(Error::unavailable(self.store.name(), "marked down after failed health checks"));
+        }
+        self.writer.execute(calls, watched).await
+    }
+
+    /// What WATCH remembers about a key: its version and expiry now.
+    pub async fn watch(&self, key: &Bytes) -> Result<Watched> {
+        let ws = self.aside.read(&[key], now_millis()).await?;
+        Ok(Watched {
+            key: key.clone(),
+            version: ws.loaded_version(key),
+            expire_at: ws.get(key).and_then(|e| e.expire_at),
+        })
+    }
+
+    /// Starts heartbeats, cache recovery and the sweeper; they stop with `shutdown`.
+    pub fn spawn_background(self: &Arc<Self>, tracker: &TaskTracker, shutdown: CancellationToken) {
+        let engine = self.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            while stop.run_until_cancelled(tick.tick()).await.is_some() {
+                engine.heartbeat().await;
+            }
+        });
+        let engine = self.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+                engine.sweep().await;
+            }
+        });
+    }
+
+    async fn heartbeat(&self) {
+        let db = with_timeout(self.store.name(), self.config.database.timeout, self.store.ping()).await;
+        if self.db_health.record(db.is_ok()) {
+            match &db {
+                Ok(()) => tracing::info!(backend = self.store.name(), "database is up again"),
+                Err(e) => tracing::warn!(backend = self.store.name(), error = %e, "database marked down"),
+            }
+        }
+        let cache = self.aside.cache();
+        let ping = with_timeout(cache.name(), self.config.cache.timeout, cache.ping()).await;
+        let health = self.aside.health();
+        if health.heartbeat().record(ping.is_ok()) {
+            match &ping {
+                Ok(()) => tracing::info!(backend = cache.name(), "cache tier is up again"),
+                Err(e) => tracing::warn!(backend = cache.name(), error = %e, "cache tier marked down"),
+            }
+        }
+        if ping.is_ok() && health.is_distrusted() && self.aside.recover().await {
+            tracing::info!(backend = cache.name(), "cache tier trusted again after invalidating keys written while it was unusable");
+        }
+    }
+
+    async fn sweep(&self) {
+        let horizon = now_millis() - TOMBSTONE_RETENTION.as_millis() as i64;
+        let before = Version((horizon.max(0) as u64) << 16);
+        loop {
+            let swept = with_timeout(
+                self.store.name(),
+                self.config.database.timeout,
+                self.store.sweep(now_millis(), before, SWEEP_BATCH),
+            )
+            .await;
+            match swept {
+                Ok(n) if n as usize >= SWEEP_BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sweep failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Closes backend connections at shutdown.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+/// The reply to a write under `policy = "read-only"`.
+pub fn read_only_error() -> Frame {
+    Frame::Error("READONLY You can't write against a read only spillway".into())
+}

@@ -1,0 +1,118 @@
+//! From argv to reply: table lookup, arity and auth checks, MULTI queueing,
+//! then the read path, the write policy or a session command. Policy is
+//! decided here from the table's flags, never inside a handler.
+
+use bytes::Bytes;
+
+use super::session::Session;
+use crate::cmd::{self, Exec, Spec};
+use crate::engine::Engine;
+use crate::resp::Frame;
+use crate::stats::Stats;
+use crate::write::Call;
+
+/// Commands allowed before AUTH when `requirepass` is set.
+const NO_AUTH: &[&str] = &["auth", "hello", "quit", "reset"];
+/// Commands that act immediately inside MULTI instead of being queued.
+const TXN_CONTROL: &[&str] = &["exec", "discard", "multi", "watch", "quit", "reset"];
+
+pub async fn dispatch(engine: &Engine, s: &mut Session, argv: Vec<Bytes>) -> Frame {
+    Stats::add(&engine.stats.commands_processed, 1);
+    let spec = match cmd::lookup(&argv[0]) {
+        Some(spec) => spec,
+        None => return refuse(s, unknown_command(&argv)),
+    };
+    if !spec.arity_ok(argv.len()) {
+        return refuse(s, wrong_arity(spec.name));
+    }
+    if !s.authenticated && !NO_AUTH.contains(&spec.name) {
+        return refuse(s, Frame::Error("NOAUTH Authentication required.".into()));
+    }
+    if s.multi.is_some() && !TXN_CONTROL.contains(&spec.name) {
+        if let Some(err) = check_write(engine, spec, &argv) {
+            return refuse(s, err);
+        }
+        if let Some(queue) = s.multi.as_mut() {
+            queue.push(Call { spec, argv });
+        }
+        return Frame::Simple("QUEUED".into());
+    }
+    match spec.exec {
+        Exec::Read(_) => engine.read(&Call { spec, argv }).await,
+        Exec::Write(_) => {
+            if let Some(err) = check_write(engine, spec, &argv) {
+                return err;
+            }
+            match engine.write(&[Call { spec, argv }], &[]).await {
+                Ok(Some(mut replies)) => replies.pop().unwrap_or_else(|| Frame::err("no reply")),
+                Ok(None) => Frame::NullArray,
+                Err(e) => Frame::err(e),
+            }
+        }
+        Exec::Session => cmd::session::run(engine, s, spec, &argv).await,
+    }
+}
+
+/// An error while queueing also dooms the transaction (EXECABORT).
+fn refuse(s: &mut Session, err: Frame) -> Frame {
+    if s.multi.is_some() {
+        s.multi_failed = true;
+    }
+    err
+}
+
+/// Refuses a write before anything is written: read-only policy, or a key
+/// (key + field for hashes) over `server.max_key_bytes`.
+fn check_write(engine: &Engine, spec: &Spec, argv: &[Bytes]) -> Option<Frame> {
+    if !spec.is_write() {
+        return None;
+    }
+    if engine.config.write.policy == crate::config::Policy::ReadOnly {
+        return Some(crate::engine::read_only_error());
+    }
+    let max = engine.config.server.max_key_bytes;
+    let field_step = match spec.name {
+        "hset" | "hmset" => Some(2),
+        "hsetnx" | "hincrby" | "hincrbyfloat" => Some(usize::MAX),
+        _ => None,
+    };
+    for key in spec.keys(argv) {
+        let longest_field = match field_step {
+            Some(step) => argv[2..].iter().step_by(step).map(|f| f.len()).max().unwrap_or(0),
+            None => 0,
+        };
+        let len = key.len() + longest_field;
+        if len > max {
+            return Some(Frame::err(format!(
+                "key too long ({len} bytes, key plus field; server.max_key_bytes is {max})"
+            )));
+        }
+    }
+    None
+}
+
+pub fn unknown_command(argv: &[Bytes]) -> Frame {
+    // Redis cuts the name at 128 bytes and the quoted arguments at 128 in all.
+    let mut args = String::new();
+    for a in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push_str(&format!("'{}' ", printable(&a[..a.len().min(room)])));
+    }
+    let name = printable(&argv[0][..argv[0].len().min(128)]);
+    Frame::err(format!("unknown command '{name}', with args beginning with: {args}"))
+}
+
+pub fn wrong_arity(name: &str) -> Frame {
+    Frame::err(format!("wrong number of arguments for '{name}' command"))
+}
+
+/// Argument text for error messages: no line breaks in an error reply.
+fn printable(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect()
+}
