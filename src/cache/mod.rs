@@ -18,6 +18,8 @@ use bytes::Bytes;
 use crate::error::Result;
 use crate::keyspace::Row;
 
+pub use self::memory::MemoryCache;
+
 /// Proof of a miss, handed back to `fill`. Random per lease, so leases from
 /// several spillway instances sharing one Redis never match each other's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,4 +76,59 @@ pub trait CacheTier: Send + Sync + 'static {
 
     /// A cheap round trip for the health heartbeat.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// How long a fill of `row` may live: `ttl`, cut short by the key's own
+/// expiry (`expire_at`, ms since the epoch) so a cached copy never outlives
+/// the key. `None` when nothing is left (zero ttl, key already expired):
+/// such a value is not stored. Never below 1 ms otherwise, because Redis
+/// rejects `PX 0`.
+pub fn fill_ttl(row: &Row, ttl: Duration, now_ms: i64) -> Option<Duration> {
+    if ttl.is_zero() {
+        return None;
+    }
+    let ttl = ttl.max(Duration::from_millis(1));
+    match row.entry.as_ref().and_then(|e| e.expire_at) {
+        None => Some(ttl),
+        Some(at) if at <= now_ms => None,
+        Some(at) => {
+            let left = Duration::from_millis(at.saturating_sub(now_ms).unsigned_abs());
+            Some(ttl.min(left))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::{Entry, Value};
+
+    fn row_expiring(at: Option<i64>) -> Row {
+        Row {
+            entry: Some(Entry {
+                value: Value::Str(Bytes::from_static(b"v")),
+                expire_at: at,
+            }),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn fill_ttl_is_cut_by_key_expiry_and_never_zero() {
+        let s = Duration::from_secs(1);
+        assert_eq!(fill_ttl(&Row::absent(), s, 0), Some(s));
+        assert_eq!(fill_ttl(&Row::absent(), Duration::ZERO, 0), None);
+        assert_eq!(
+            fill_ttl(&Row::absent(), Duration::from_micros(10), 0),
+            Some(Duration::from_millis(1))
+        );
+        assert_eq!(fill_ttl(&row_expiring(None), s, 5), Some(s));
+        assert_eq!(
+            fill_ttl(&row_expiring(Some(1_250)), s, 1_000),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(fill_ttl(&row_expiring(Some(5_000)), s, 1_000), Some(s));
+        assert_eq!(fill_ttl(&row_expiring(Some(1_000)), s, 1_000), None);
+        assert_eq!(fill_ttl(&row_expiring(Some(10)), s, 1_000), None);
+    }
 }
