@@ -7,6 +7,9 @@
 //! and a fill is stored only while its lease still stands. A reader that read
 //! the database before a write committed therefore cannot store the old
 //! value after the writer's invalidation.
+//!
+//! [`Cache`] picks the backend at start ([`connect`]) and dispatches to it
+//! with a `match`, so the hit path pays no boxing or dynamic call.
 
 pub mod memory;
 pub mod redis;
@@ -15,10 +18,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keyspace::Row;
 
 pub use self::memory::MemoryCache;
+pub use self::redis::RedisCache;
 
 /// Proof of a miss, handed back to `fill`. Random per lease, so leases from
 /// several spillway instances sharing one Redis never match each other's.
@@ -95,6 +99,73 @@ pub fn fill_ttl(row: &Row, ttl: Duration, now_ms: i64) -> Option<Duration> {
             let left = Duration::from_millis(at.saturating_sub(now_ms).unsigned_abs());
             Some(ttl.min(left))
         }
+    }
+}
+
+/// The configured cache tier. An enum rather than a trait object so every
+/// call is a direct, inlinable call into the backend.
+pub enum Cache {
+    Memory(MemoryCache),
+    Redis(RedisCache),
+}
+
+/// Builds the tier named by `backend` (`"memory"` or `"redis"`).
+///
+/// The Redis backend connects lazily and reconnects by itself: spillway must
+/// start and serve from the database while Redis is down, so an unreachable
+/// Redis is not an error here; calls fail with `Unavailable`/`Timeout` until
+/// it answers again. Only an unknown backend or a malformed URL fail.
+pub async fn connect(backend: &str, opts: &CacheOptions) -> Result<Cache> {
+    match backend {
+        "memory" => Ok(Cache::Memory(MemoryCache::new(opts))),
+        "redis" => Ok(Cache::Redis(RedisCache::connect(opts).await?)),
+        other => Err(Error::Config(format!(
+            "cache.backend must be \"memory\" or \"redis\", not {other:?}"
+        ))),
+    }
+}
+
+/// Forwards one call to whichever backend is configured.
+macro_rules! dispatch {
+    ($self:ident, $c:ident => $call:expr) => {
+        match $self {
+            Cache::Memory($c) => $call,
+            Cache::Redis($c) => $call,
+        }
+    };
+}
+
+impl CacheTier for Cache {
+    fn name(&self) -> &'static str {
+        dispatch!(self, c => c.name())
+    }
+
+    async fn get_many(&self, keys: &[Bytes]) -> Result<Vec<Option<Row>>> {
+        dispatch!(self, c => c.get_many(keys).await)
+    }
+
+    async fn lease(&self, key: &Bytes) -> Result<Option<Lease>> {
+        dispatch!(self, c => c.lease(key).await)
+    }
+
+    async fn fill(&self, key: &Bytes, lease: Lease, row: &Row, ttl: Duration) -> Result<bool> {
+        dispatch!(self, c => c.fill(key, lease, row, ttl).await)
+    }
+
+    async fn release(&self, key: &Bytes, lease: Lease) -> Result<()> {
+        dispatch!(self, c => c.release(key, lease).await)
+    }
+
+    async fn invalidate(&self, keys: &[Bytes]) -> Result<()> {
+        dispatch!(self, c => c.invalidate(keys).await)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        dispatch!(self, c => c.flush().await)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        dispatch!(self, c => c.ping().await)
     }
 }
 
