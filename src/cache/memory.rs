@@ -468,4 +468,41 @@ mod tests {
         })
         .await;
     }
+
+    /// Readers fill from a "database" while a writer bumps it and
+    /// invalidates. Once the writer's invalidation of version v is done,
+    /// no reader may find an entry older than v.
+    #[test]
+    fn racing_fills_never_leave_an_older_version() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let c = cache();
+        let k = key("k");
+        let db = AtomicU64::new(0);
+        let floor = AtomicU64::new(0);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    while !done.load(Ordering::Acquire) {
+                        let least = floor.load(Ordering::Acquire);
+                        if let Some(hit) = c.get_sync(std::slice::from_ref(&k))[0].take() {
+                            assert!(hit.version.0 >= least, "stale {:?} < {least}", hit.version);
+                            continue;
+                        }
+                        let Some(l) = c.lease_sync(&k) else { continue };
+                        let read = db.load(Ordering::Acquire);
+                        std::thread::yield_now();
+                        c.fill_sync(&k, l, &row(b"v", read), LONG);
+                    }
+                });
+            }
+            for _ in 0..2_000 {
+                let v = db.fetch_add(1, Ordering::AcqRel) + 1;
+                c.invalidate_sync(std::slice::from_ref(&k));
+                floor.store(v, Ordering::Release);
+                std::thread::yield_now();
+            }
+            done.store(true, Ordering::Release);
+        });
+    }
 }
