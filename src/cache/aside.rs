@@ -203,19 +203,11 @@ impl<C: CacheTier> CacheAside<C> {
     }
 
     async fn fill(&self, key: &Bytes, lease: Lease, row: &Row) {
-        let now = crate::keyspace::now_millis();
-        let ttl = match &row.entry {
-            None => self.negative_ttl,
-            Some(e) => match e.expire_at {
-                Some(at) if at <= now => Duration::ZERO,
-                Some(at) => self.ttl.min(Duration::from_millis((at - now) as u64)),
-                None => self.ttl,
-            },
-        };
-        if ttl.is_zero() {
+        let configured = if row.entry.is_some() { self.ttl } else { self.negative_ttl };
+        let Some(ttl) = super::fill_ttl(row, configured, crate::keyspace::now_millis()) else {
             self.give_back(key, lease).await;
             return;
-        }
+        };
         match with_timeout(self.cache.name(), self.timeout, self.cache.fill(key, lease, row, ttl)).await {
             Ok(true) => Stats::add(&self.stats.cache_fills, 1),
             Ok(false) => Stats::add(&self.stats.cache_fills_refused, 1),
