@@ -19,6 +19,7 @@
 // Each test binary uses part of this module.
 #![allow(dead_code, unused_imports)]
 
+pub mod pg_cluster;
 pub mod ports;
 pub mod postgres;
 pub mod process;
