@@ -7,4 +7,4 @@ pub mod parse;
 
 pub use encode::{Protocol, encode};
 pub use frame::Frame;
-pub use parse::{Limits, ParseError, RequestParser};
+pub use parse::{Limits, ParseError, RequestParser, Violation};
