@@ -7,6 +7,7 @@
 //! resurrect them. Rows are ordered by `key_hash` so SCAN can hand out a
 //! plain integer cursor that stays valid while keys come and go.
 
+mod errors;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::error::{Backend, Error, Result};
+use crate::error::{Error, Result};
 use crate::keyspace::{Row, Version};
 
 pub use postgres::PgStore;
@@ -129,21 +130,6 @@ pub async fn connect(opts: &StoreOptions) -> Result<Arc<dyn Store>> {
         Err(Error::Config(
             "database.url must start with postgres://, postgresql:// or sqlite:".into(),
         ))
-    }
-}
-
-/// A failed migration: database errors mapped as any statement's, a schema
-/// this binary does not know (applied by a newer release, or edited) as a
-/// configuration error, since retrying cannot fix it.
-fn migrate_error(
-    backend: Backend,
-    e: sqlx::migrate::MigrateError,
-    map: impl FnOnce(sqlx::Error) -> Error,
-) -> Error {
-    use sqlx::migrate::MigrateError;
-    match e {
-        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => map(e),
-        other => Error::Config(format!("{backend} migrations: {}", rows::one_line(other))),
     }
 }
 

@@ -13,10 +13,9 @@ use bytes::Bytes;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgExecutor, Postgres, Row as _, Transaction};
 
-use super::rows::{self, one_line};
-use super::{
-    BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash, kind,
-};
+use super::errors::{self, one_line};
+use super::rows;
+use super::{BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash};
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version};
 
@@ -52,14 +51,14 @@ impl PgStore {
         // sqlx bounds this by acquire_timeout already; the outer bound also
         // covers a server that accepts TCP and then never answers.
         let pool = with_timeout(BACKEND, opts.acquire_timeout + opts.timeout, async {
-            pool.await.map_err(|e| map_err(opts.timeout, e))
+            pool.await.map_err(|e| errors::postgres(opts.timeout, e))
         })
         .await?;
         with_timeout(BACKEND, opts.timeout, async {
             sqlx::migrate!("migrations/postgres")
                 .run(&pool)
                 .await
-                .map_err(|e| super::migrate_error(BACKEND, e, |e| map_err(opts.timeout, e)))
+                .map_err(|e| errors::migrate(BACKEND, e, |e| errors::postgres(opts.timeout, e)))
         })
         .await?;
         Ok(PgStore {
@@ -71,7 +70,7 @@ impl PgStore {
     async fn bounded<T>(&self, fut: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T> {
         let timeout = self.timeout;
         with_timeout(BACKEND, timeout, async move {
-            fut.await.map_err(|e| map_err(timeout, e))
+            fut.await.map_err(|e| errors::postgres(timeout, e))
         })
         .await
     }
@@ -91,7 +90,11 @@ impl Store for PgStore {
     fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut txn = self.pool.begin().await.map_err(|e| map_err(timeout, e))?;
+            let mut txn = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| errors::postgres(timeout, e))?;
             lock_keys(&mut txn, keys, timeout).await?;
             let rows = read_rows(&mut *txn, keys, timeout).await?;
             let txn: Box<dyn StoreTxn> = Box::new(PgTxn { txn, timeout });
@@ -118,12 +121,14 @@ impl Store for PgStore {
                 )
                 .await?;
             let (keys, expires): (i64, i64) = (
-                row.try_get(0).map_err(|e| map_err(self.timeout, e))?,
-                row.try_get(1).map_err(|e| map_err(self.timeout, e))?,
+                row.try_get(0)
+                    .map_err(|e| errors::postgres(self.timeout, e))?,
+                row.try_get(1)
+                    .map_err(|e| errors::postgres(self.timeout, e))?,
             );
             Ok(KeyCounts {
-                keys: keys.max(0) as u64,
-                expires: expires.max(0) as u64,
+                keys: u64::try_from(keys).unwrap_or(0),
+                expires: u64::try_from(expires).unwrap_or(0),
             })
         })
     }
@@ -200,19 +205,13 @@ impl StoreTxn for PgTxn {
         Box::pin(async move {
             match tokio::time::timeout(timeout, txn.commit()).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if connection_lost(&e) => Err(Error::CommitUnknown {
+                Ok(Err(e)) if errors::postgres_connection_lost(&e) => Err(Error::CommitUnknown {
                     backend: BACKEND,
                     detail: one_line(e),
                 }),
-                Ok(Err(e)) => Err(map_err(timeout, e)),
+                Ok(Err(e)) => Err(errors::postgres(timeout, e)),
                 // COMMIT may have reached the server: its outcome is unknown.
-                Err(_) => Err(Error::CommitUnknown {
-                    backend: BACKEND,
-                    detail: format!(
-                        "no answer to COMMIT within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                }),
+                Err(_) => Err(errors::commit_timed_out(BACKEND, timeout)),
             }
         })
     }
@@ -241,7 +240,7 @@ async fn lock_keys(
         .bind(hashes)
         .execute(&mut **txn)
         .await
-        .map_err(|e| map_err(timeout, e))?;
+        .map_err(|e| errors::postgres(timeout, e))?;
     Ok(())
 }
 
@@ -261,10 +260,10 @@ async fn read_rows<'e>(
     .bind(params)
     .fetch_all(ex)
     .await
-    .map_err(|e| map_err(timeout, e))?;
+    .map_err(|e| errors::postgres(timeout, e))?;
     let mut by_key = HashMap::with_capacity(found.len());
     for r in found {
-        let decode = |e| map_err(timeout, e);
+        let decode = |e| errors::postgres(timeout, e);
         let key: Vec<u8> = r.try_get(0).map_err(decode)?;
         let kind: i16 = r.try_get(1).map_err(decode)?;
         let row = rows::from_columns(
@@ -326,7 +325,7 @@ async fn upsert<'e>(
     .bind(versions)
     .execute(ex)
     .await
-    .map_err(|e| map_err(timeout, e))?;
+    .map_err(|e| errors::postgres(timeout, e))?;
     Ok(())
 }
 
@@ -343,8 +342,8 @@ async fn scan_page(
     let Ok(after) = i64::try_from(cursor) else {
         return Ok(ScanPage::default());
     };
-    let limit = count.clamp(1, i64::MAX as usize);
-    let decode = |e| map_err(timeout, e);
+    let limit = count.max(1);
+    let decode = |e| errors::postgres(timeout, e);
     let page = sqlx::query(
         "SELECT key, key_hash, kind FROM spillway_kv \
          WHERE key_hash > $1 AND kind <> 0 AND (expire_at IS NULL OR expire_at > $2) \
@@ -352,7 +351,7 @@ async fn scan_page(
     )
     .bind(after)
     .bind(now_ms)
-    .bind(limit as i64)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await
     .map_err(decode)?;
@@ -363,7 +362,8 @@ async fn scan_page(
         let key: Vec<u8> = r.try_get(0).map_err(decode)?;
         let hash: i64 = r.try_get(1).map_err(decode)?;
         let kind: i16 = r.try_get(2).map_err(decode)?;
-        out.keys.push((Bytes::from(key), type_name(kind)?));
+        out.keys
+            .push((Bytes::from(key), rows::type_name(BACKEND, kind.into())?));
         last = Some(hash);
     }
     let (Some(hash), true) = (last, full) else {
@@ -384,106 +384,9 @@ async fn scan_page(
     for r in &rest {
         let key: Vec<u8> = r.try_get(0).map_err(decode)?;
         let kind: i16 = r.try_get(1).map_err(decode)?;
-        out.keys.push((Bytes::from(key), type_name(kind)?));
+        out.keys
+            .push((Bytes::from(key), rows::type_name(BACKEND, kind.into())?));
     }
-    out.cursor = hash as u64;
+    out.cursor = rows::cursor(BACKEND, hash)?;
     Ok(out)
-}
-
-fn type_name(k: i16) -> Result<&'static str> {
-    match k {
-        kind::STRING => Ok("string"),
-        kind::HASH => Ok("hash"),
-        other => Err(Error::Corruption {
-            backend: BACKEND,
-            detail: format!("unknown kind {other} in spillway_kv"),
-        }),
-    }
-}
-
-/// True when the connection broke, so a COMMIT sent on it may or may not
-/// have been applied.
-fn connection_lost(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            code.starts_with("08") || code.starts_with("57P")
-        }
-        _ => false,
-    }
-}
-
-/// Maps a sqlx error to what the caller should do about it.
-///
-/// Connection trouble and server shutdown are `Unavailable` (retry later),
-/// a cancelled statement (`statement_timeout`, SQLSTATE 57014) is `Timeout`,
-/// data and integrity errors (classes 22, 23) are `Rejected` (retrying the
-/// same write cannot succeed), undecodable columns are `Corruption`.
-pub(crate) fn map_err(timeout: Duration, e: sqlx::Error) -> Error {
-    let unavailable = |detail: String| Error::Unavailable {
-        backend: BACKEND,
-        detail,
-    };
-    match e {
-        sqlx::Error::PoolTimedOut => unavailable("timed out waiting for a connection".into()),
-        sqlx::Error::PoolClosed => unavailable("connection pool closed".into()),
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default().into_owned();
-            let detail = one_line(format!("{} (SQLSTATE {code})", db.message()));
-            match (code.as_str(), code.get(..2).unwrap_or("")) {
-                // query_canceled (statement_timeout), lock_not_available
-                ("57014" | "55P03", _) => Error::Timeout {
-                    backend: BACKEND,
-                    after: timeout,
-                },
-                (_, "22" | "23") => Error::Rejected {
-                    backend: BACKEND,
-                    detail,
-                },
-                ("XX001", _) => Error::Corruption {
-                    backend: BACKEND,
-                    detail,
-                },
-                _ => unavailable(detail),
-            }
-        }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Error::Corruption {
-            backend: BACKEND,
-            detail: one_line(e),
-        },
-        sqlx::Error::Encode(_) => Error::Rejected {
-            backend: BACKEND,
-            detail: one_line(e),
-        },
-        other => unavailable(one_line(other)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_map_by_class() {
-        let t = Duration::from_secs(1);
-        assert!(matches!(
-            map_err(t, sqlx::Error::PoolTimedOut),
-            Error::Unavailable {
-                backend: "postgres",
-                ..
-            }
-        ));
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset\nby peer");
-        let e = sqlx::Error::Io(io);
-        assert!(connection_lost(&e));
-        match map_err(t, e) {
-            Error::Unavailable { detail, .. } => assert!(!detail.contains('\n')),
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(!connection_lost(&sqlx::Error::RowNotFound));
-    }
 }

@@ -113,17 +113,24 @@ pub(crate) fn last_per_key(rows: &[(Bytes, Row)]) -> Vec<&(Bytes, Row)> {
         .collect()
 }
 
-/// Error text for a client reply: `-ERR` lines cannot carry newlines.
-pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
-    let text = text.to_string();
-    let mut out = String::with_capacity(text.len());
-    for part in text.split(['\r', '\n']).filter(|p| !p.trim().is_empty()) {
-        if !out.is_empty() {
-            out.push_str("; ");
-        }
-        out.push_str(part.trim());
+/// The name `TYPE` and `SCAN … TYPE` use for a live row's kind.
+pub(crate) fn type_name(backend: Backend, k: i64) -> Result<&'static str> {
+    match i16::try_from(k) {
+        Ok(kind::STRING) => Ok("string"),
+        Ok(kind::HASH) => Ok("hash"),
+        _ => Err(Error::Corruption {
+            backend,
+            detail: format!("unknown kind {k} in spillway_kv"),
+        }),
     }
-    out
+}
+
+/// A stored `key_hash` as a SCAN cursor; `key_hash` is never negative.
+pub(crate) fn cursor(backend: Backend, hash: i64) -> Result<u64> {
+    u64::try_from(hash).map_err(|_| Error::Corruption {
+        backend,
+        detail: format!("negative key_hash {hash} in spillway_kv"),
+    })
 }
 
 #[cfg(test)]
@@ -200,10 +207,5 @@ mod tests {
         let batch = [(k("x"), row(1)), (k("y"), row(2)), (k("x"), row(3))];
         let kept: Vec<_> = last_per_key(&batch).into_iter().cloned().collect();
         assert_eq!(kept, vec![(k("y"), row(2)), (k("x"), row(3))]);
-    }
-
-    #[test]
-    fn details_are_one_line() {
-        assert_eq!(one_line("a\nb\r\n\nc "), "a; b; c");
     }
 }

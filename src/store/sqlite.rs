@@ -18,10 +18,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row as _, Sqlite, Transaction};
 
-use super::rows::{self, one_line};
-use super::{
-    BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash, kind,
-};
+use super::errors::{self, one_line};
+use super::rows;
+use super::{BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash};
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version};
 
@@ -68,14 +67,14 @@ impl SqliteStore {
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(connect);
         let pool = with_timeout(BACKEND, opts.acquire_timeout + opts.timeout, async {
-            pool.await.map_err(|e| map_err(opts.timeout, e))
+            pool.await.map_err(|e| errors::sqlite(opts.timeout, e))
         })
         .await?;
         with_timeout(BACKEND, opts.timeout, async {
             sqlx::migrate!("migrations/sqlite")
                 .run(&pool)
                 .await
-                .map_err(|e| super::migrate_error(BACKEND, e, |e| map_err(opts.timeout, e)))
+                .map_err(|e| errors::migrate(BACKEND, e, |e| errors::sqlite(opts.timeout, e)))
         })
         .await?;
         Ok(SqliteStore {
@@ -87,7 +86,7 @@ impl SqliteStore {
     async fn bounded<T>(&self, fut: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T> {
         let timeout = self.timeout;
         with_timeout(BACKEND, timeout, async move {
-            fut.await.map_err(|e| map_err(timeout, e))
+            fut.await.map_err(|e| errors::sqlite(timeout, e))
         })
         .await
     }
@@ -109,7 +108,11 @@ impl Store for SqliteStore {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut conn = self.pool.acquire().await.map_err(|e| map_err(timeout, e))?;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| errors::sqlite(timeout, e))?;
             read_rows(&mut conn, keys, timeout).await
         }))
     }
@@ -121,7 +124,7 @@ impl Store for SqliteStore {
                 .pool
                 .begin_with("BEGIN IMMEDIATE")
                 .await
-                .map_err(|e| map_err(timeout, e))?;
+                .map_err(|e| errors::sqlite(timeout, e))?;
             let rows = read_rows(&mut txn, keys, timeout).await?;
             let txn: Box<dyn StoreTxn> = Box::new(SqliteTxn { txn, timeout });
             Ok((txn, rows))
@@ -131,7 +134,11 @@ impl Store for SqliteStore {
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut conn = self.pool.acquire().await.map_err(|e| map_err(timeout, e))?;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| errors::sqlite(timeout, e))?;
             scan_page(&mut conn, cursor, count, now_ms, timeout).await
         }))
     }
@@ -148,12 +155,12 @@ impl Store for SqliteStore {
                     .fetch_one(&self.pool),
                 )
                 .await?;
-            let decode = |e| map_err(self.timeout, e);
+            let decode = |e| errors::sqlite(self.timeout, e);
             let keys: i64 = row.try_get(0).map_err(decode)?;
             let expires: i64 = row.try_get(1).map_err(decode)?;
             Ok(KeyCounts {
-                keys: keys.max(0) as u64,
-                expires: expires.max(0) as u64,
+                keys: u64::try_from(keys).unwrap_or(0),
+                expires: u64::try_from(expires).unwrap_or(0),
             })
         })
     }
@@ -235,15 +242,9 @@ impl StoreTxn for SqliteTxn {
                     backend: BACKEND,
                     detail: one_line(e),
                 }),
-                Ok(Err(e)) => Err(map_err(timeout, e)),
+                Ok(Err(e)) => Err(errors::sqlite(timeout, e)),
                 // The worker thread may still complete the COMMIT.
-                Err(_) => Err(Error::CommitUnknown {
-                    backend: BACKEND,
-                    detail: format!(
-                        "no answer to COMMIT within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                }),
+                Err(_) => Err(errors::commit_timed_out(BACKEND, timeout)),
             }
         })
     }
@@ -262,7 +263,7 @@ async fn read_rows(
     keys: &[Bytes],
     timeout: Duration,
 ) -> Result<Vec<Row>> {
-    let decode = |e| map_err(timeout, e);
+    let decode = |e| errors::sqlite(timeout, e);
     let mut by_key = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(GET_CHUNK) {
         // Only placeholders are formatted into the text; keys are bound.
@@ -318,7 +319,10 @@ async fn upsert(
             .bind(c.expire_at)
             .bind(c.version);
     }
-    query.execute(conn).await.map_err(|e| map_err(timeout, e))?;
+    query
+        .execute(conn)
+        .await
+        .map_err(|e| errors::sqlite(timeout, e))?;
     Ok(())
 }
 
@@ -333,8 +337,8 @@ async fn scan_page(
     let Ok(after) = i64::try_from(cursor) else {
         return Ok(ScanPage::default());
     };
-    let limit = count.clamp(1, i64::MAX as usize);
-    let decode = |e| map_err(timeout, e);
+    let limit = count.max(1);
+    let decode = |e| errors::sqlite(timeout, e);
     let page = sqlx::query(
         "SELECT key, key_hash, kind FROM spillway_kv \
          WHERE key_hash > ? AND kind <> 0 AND (expire_at IS NULL OR expire_at > ?) \
@@ -342,7 +346,7 @@ async fn scan_page(
     )
     .bind(after)
     .bind(now_ms)
-    .bind(limit as i64)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await
     .map_err(decode)?;
@@ -352,8 +356,10 @@ async fn scan_page(
     for r in &page {
         let key: Vec<u8> = r.try_get(0).map_err(decode)?;
         last = Some(r.try_get::<i64, _>(1).map_err(decode)?);
-        out.keys
-            .push((Bytes::from(key), type_name(r.try_get(2).map_err(decode)?)?));
+        out.keys.push((
+            Bytes::from(key),
+            rows::type_name(BACKEND, r.try_get(2).map_err(decode)?)?,
+        ));
     }
     let (Some(hash), true) = (last, full) else {
         return Ok(out);
@@ -372,69 +378,13 @@ async fn scan_page(
     .map_err(decode)?;
     for r in &rest {
         let key: Vec<u8> = r.try_get(0).map_err(decode)?;
-        out.keys
-            .push((Bytes::from(key), type_name(r.try_get(1).map_err(decode)?)?));
+        out.keys.push((
+            Bytes::from(key),
+            rows::type_name(BACKEND, r.try_get(1).map_err(decode)?)?,
+        ));
     }
-    out.cursor = hash as u64;
+    out.cursor = rows::cursor(BACKEND, hash)?;
     Ok(out)
-}
-
-fn type_name(k: i64) -> Result<&'static str> {
-    match i16::try_from(k) {
-        Ok(kind::STRING) => Ok("string"),
-        Ok(kind::HASH) => Ok("hash"),
-        _ => Err(Error::Corruption {
-            backend: BACKEND,
-            detail: format!("unknown kind {k} in spillway_kv"),
-        }),
-    }
-}
-
-/// Maps a sqlx error to what the caller should do about it, by SQLite's
-/// primary result code: BUSY/LOCKED (the write lock was not free within
-/// `busy_timeout`) is `Timeout`, constraint and data errors are `Rejected`,
-/// a damaged file is `Corruption`, the rest (I/O, disk full, cannot open,
-/// pool trouble) is `Unavailable`.
-pub(crate) fn map_err(timeout: Duration, e: sqlx::Error) -> Error {
-    let unavailable = |detail: String| Error::Unavailable {
-        backend: BACKEND,
-        detail,
-    };
-    match e {
-        sqlx::Error::PoolTimedOut => unavailable("timed out waiting for a connection".into()),
-        sqlx::Error::PoolClosed => unavailable("connection pool closed".into()),
-        sqlx::Error::Database(db) => {
-            let code: i32 = db.code().and_then(|c| c.parse().ok()).unwrap_or(-1);
-            let detail = one_line(format!("{} (code {code})", db.message()));
-            match code & 0xff {
-                // SQLITE_BUSY, SQLITE_LOCKED
-                5 | 6 => Error::Timeout {
-                    backend: BACKEND,
-                    after: timeout,
-                },
-                // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE
-                18 | 19 | 20 | 25 => Error::Rejected {
-                    backend: BACKEND,
-                    detail,
-                },
-                // SQLITE_CORRUPT, SQLITE_NOTADB
-                11 | 26 => Error::Corruption {
-                    backend: BACKEND,
-                    detail,
-                },
-                _ => unavailable(detail),
-            }
-        }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Error::Corruption {
-            backend: BACKEND,
-            detail: one_line(e),
-        },
-        sqlx::Error::Encode(_) => Error::Rejected {
-            backend: BACKEND,
-            detail: one_line(e),
-        },
-        other => unavailable(one_line(other)),
-    }
 }
 
 #[cfg(test)]
