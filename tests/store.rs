@@ -163,6 +163,28 @@ async fn round_trip(store: Arc<dyn Store>, _url: String) {
     assert_eq!(store.get(&[]).await.expect("empty get"), vec![]);
 }
 
+async fn large_batches_round_trip(store: Arc<dyn Store>, _url: String) {
+    // More rows than one SQLite statement takes (chunks of 1000 rows written,
+    // 500 keys read), with a key repeated across chunk boundaries.
+    let mut rows: Vec<(Bytes, Row)> = (0..2_345u32)
+        .map(|i| {
+            (
+                b(format!("k{i}").as_bytes()),
+                string(&i.to_be_bytes(), None, 10),
+            )
+        })
+        .collect();
+    rows.push((b(b"k0"), string(b"last", None, 11)));
+    put(&*store, &rows).await;
+    let keys: Vec<Bytes> = rows.iter().map(|(k, _)| k.clone()).collect();
+    let got = store.get(&keys).await.expect("get");
+    assert_eq!(got.len(), keys.len());
+    assert_eq!(got[0], string(b"last", None, 11));
+    assert_eq!(got[1_234], rows[1_234].1);
+    assert_eq!(got[2_344], rows[2_344].1);
+    assert_eq!(store.count(NOW).await.expect("count").keys, 2_345);
+}
+
 async fn version_guard_and_tombstones(store: Arc<dyn Store>, _url: String) {
     let k = b(b"k");
     put(&*store, &[(k.clone(), string(b"new", None, 100))]).await;
@@ -495,6 +517,7 @@ macro_rules! both {
 
 both!(
     round_trip,
+    large_batches_round_trip,
     version_guard_and_tombstones,
     expiry_in_count_and_scan,
     scan_visits_each_key_once,
