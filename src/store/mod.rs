@@ -7,17 +7,26 @@
 //! resurrect them. Rows are ordered by `key_hash` so SCAN can hand out a
 //! plain integer cursor that stays valid while keys come and go.
 
+mod errors;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keyspace::{Row, Version};
 
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What `Store::begin` hands back: the open transaction and the rows it locked.
+pub type Locked = (Box<dyn StoreTxn>, Vec<Row>);
 
 /// The row kinds stored in `spillway_kv.kind`.
 pub mod kind {
@@ -68,10 +77,7 @@ pub trait Store: Send + Sync + 'static {
     /// do not exist yet) until commit or drop, and returns their rows in
     /// order. Locks are taken in a fixed order, so transactions do not
     /// deadlock; another spillway process sharing the database waits too.
-    fn begin<'a>(
-        &'a self,
-        keys: &'a [Bytes],
-    ) -> BoxFuture<'a, Result<(Box<dyn StoreTxn>, Vec<Row>)>>;
+    fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>>;
 
     /// Live keys with `key_hash > cursor`, about `count` of them, in hash order.
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>>;
@@ -81,8 +87,12 @@ pub trait Store: Send + Sync + 'static {
     /// The highest version stored, so versions issued after a restart are above it.
     fn max_version(&self) -> BoxFuture<'_, Result<Version>>;
 
-    /// Deletes up to `limit` expired rows and tombstones older than
-    /// `tombstones_before`; returns how many went.
+    /// Deletes up to `limit` rows that are tombstones or expired and whose
+    /// version is below `tombstones_before`; returns how many went.
+    ///
+    /// Expired rows wait for the same bound as tombstones: until every
+    /// instance has applied its writes below that version, an older write
+    /// could still arrive, and only the stored row's version makes it lose.
     fn sweep(
         &self,
         now_ms: i64,
@@ -104,6 +114,23 @@ pub trait StoreTxn: Send {
 
     /// Commits; a connection lost during COMMIT is `Error::CommitUnknown`.
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
+}
+
+/// Connects to the database named by `opts.url` (`postgres://`,
+/// `postgresql://` or `sqlite:`) and brings its schema up to date with the
+/// migrations embedded in the binary.
+pub async fn connect(opts: &StoreOptions) -> Result<Arc<dyn Store>> {
+    let url = opts.url.trim_start();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(opts).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(opts).await?))
+    } else {
+        // The URL itself is not echoed: it may carry a password.
+        Err(Error::Config(
+            "database.url must start with postgres://, postgresql:// or sqlite:".into(),
+        ))
+    }
 }
 
 /// A stable, positive 63-bit hash of a key (FNV-1a), never 0.

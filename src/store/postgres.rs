@@ -1,1 +1,392 @@
-//! PostgreSQL store (placeholder).
+//! The PostgreSQL store: `spillway_kv` behind a sqlx pool.
+//!
+//! Per-key exclusive locks are transaction-scoped advisory locks on
+//! `key_hash`, so a key can be locked before its row exists and the locks go
+//! away with the transaction, whatever ends it. Batches are written with one
+//! `INSERT … SELECT FROM UNNEST(…) ON CONFLICT` whose version guard makes
+//! every upsert idempotent and lets an older write lose to a newer row.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{PgExecutor, Postgres, Row as _, Transaction};
+
+use super::errors::{self, one_line};
+use super::rows;
+use super::{BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash};
+use crate::error::{Backend, Error, Result, with_timeout};
+use crate::keyspace::{Row, Version};
+
+const BACKEND: Backend = "postgres";
+
+/// A pool of connections to the system of record.
+pub struct PgStore {
+    pool: PgPool,
+    timeout: Duration,
+}
+
+impl PgStore {
+    /// Opens the pool (failing within `acquire_timeout` when the server is
+    /// unreachable) and applies the embedded migrations.
+    ///
+    /// Every connection runs with `statement_timeout = opts.timeout`, so a
+    /// statement the client gave up on (including a wait for a key lock) is
+    /// also abandoned by the server instead of holding a connection.
+    pub async fn connect(opts: &StoreOptions) -> Result<PgStore> {
+        let connect = opts
+            .url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| Error::Config(format!("database.url: {}", one_line(e))))?
+            .application_name("spillway")
+            .options([(
+                "statement_timeout",
+                format!("{}ms", opts.timeout.as_millis().max(1)),
+            )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.pool_size.max(1))
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(connect);
+        // sqlx bounds this by acquire_timeout already; the outer bound also
+        // covers a server that accepts TCP and then never answers.
+        let pool = with_timeout(BACKEND, opts.acquire_timeout + opts.timeout, async {
+            pool.await.map_err(|e| errors::postgres(opts.timeout, e))
+        })
+        .await?;
+        with_timeout(BACKEND, opts.timeout, async {
+            sqlx::migrate!("migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|e| errors::migrate(BACKEND, e, |e| errors::postgres(opts.timeout, e)))
+        })
+        .await?;
+        Ok(PgStore {
+            pool,
+            timeout: opts.timeout,
+        })
+    }
+
+    async fn bounded<T>(&self, fut: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T> {
+        let timeout = self.timeout;
+        with_timeout(BACKEND, timeout, async move {
+            fut.await.map_err(|e| errors::postgres(timeout, e))
+        })
+        .await
+    }
+}
+
+impl Store for PgStore {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn get<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(with_timeout(BACKEND, self.timeout, async move {
+            read_rows(&self.pool, keys, self.timeout).await
+        }))
+    }
+
+    fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {
+        let timeout = self.timeout;
+        Box::pin(with_timeout(BACKEND, timeout, async move {
+            let mut txn = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| errors::postgres(timeout, e))?;
+            lock_keys(&mut txn, keys, timeout).await?;
+            let rows = read_rows(&mut *txn, keys, timeout).await?;
+            let txn: Box<dyn StoreTxn> = Box::new(PgTxn { txn, timeout });
+            Ok((txn, rows))
+        }))
+    }
+
+    fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
+        Box::pin(with_timeout(BACKEND, self.timeout, async move {
+            scan_page(&self.pool, cursor, count, now_ms, self.timeout).await
+        }))
+    }
+
+    fn count(&self, now_ms: i64) -> BoxFuture<'_, Result<KeyCounts>> {
+        Box::pin(async move {
+            let row = self
+                .bounded(
+                    sqlx::query(
+                        "SELECT count(*), count(expire_at) FROM spillway_kv \
+                         WHERE kind <> 0 AND (expire_at IS NULL OR expire_at > $1)",
+                    )
+                    .bind(now_ms)
+                    .fetch_one(&self.pool),
+                )
+                .await?;
+            let (keys, expires): (i64, i64) = (
+                row.try_get(0)
+                    .map_err(|e| errors::postgres(self.timeout, e))?,
+                row.try_get(1)
+                    .map_err(|e| errors::postgres(self.timeout, e))?,
+            );
+            Ok(KeyCounts {
+                keys: u64::try_from(keys).unwrap_or(0),
+                expires: u64::try_from(expires).unwrap_or(0),
+            })
+        })
+    }
+
+    fn max_version(&self) -> BoxFuture<'_, Result<Version>> {
+        Box::pin(async move {
+            let max: Option<i64> = self
+                .bounded(
+                    sqlx::query_scalar("SELECT max(version) FROM spillway_kv")
+                        .fetch_one(&self.pool),
+                )
+                .await?;
+            Ok(max.map_or(Version::ZERO, Version::from_i64))
+        })
+    }
+
+    fn sweep(
+        &self,
+        now_ms: i64,
+        tombstones_before: Version,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<u64>> {
+        // The condition is repeated outside the subquery: if a writer replaces
+        // a selected row before the DELETE locks it, PostgreSQL re-checks the
+        // outer condition against the new row and leaves it alone.
+        Box::pin(async move {
+            let done = self
+                .bounded(
+                    sqlx::query(
+                        "DELETE FROM spillway_kv WHERE key IN ( \
+                             SELECT key FROM spillway_kv \
+                             WHERE (kind = 0 OR expire_at <= $1) AND version < $2 LIMIT $3) \
+                         AND (kind = 0 OR expire_at <= $1) AND version < $2",
+                    )
+                    .bind(now_ms)
+                    .bind(tombstones_before.as_i64())
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .execute(&self.pool),
+                )
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.bounded(sqlx::query("SELECT 1").execute(&self.pool))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.pool.close())
+    }
+}
+
+/// An open transaction holding the advisory locks of its keys.
+struct PgTxn {
+    txn: Transaction<'static, Postgres>,
+    timeout: Duration,
+}
+
+impl StoreTxn for PgTxn {
+    fn put<'a>(&'a mut self, rows: &'a [(Bytes, Row)]) -> BoxFuture<'a, Result<()>> {
+        let timeout = self.timeout;
+        Box::pin(with_timeout(BACKEND, timeout, async move {
+            upsert(&mut *self.txn, rows, timeout).await
+        }))
+    }
+
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        let PgTxn { txn, timeout } = *self;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, txn.commit()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) if errors::postgres_connection_lost(&e) => Err(Error::CommitUnknown {
+                    backend: BACKEND,
+                    detail: one_line(e),
+                }),
+                Ok(Err(e)) => Err(errors::postgres(timeout, e)),
+                // COMMIT may have reached the server: its outcome is unknown.
+                Err(_) => Err(errors::commit_timed_out(BACKEND, timeout)),
+            }
+        })
+    }
+}
+
+/// Takes the transaction-scoped advisory lock of every key's hash.
+///
+/// Deadlock freedom: every transaction takes its locks in ascending hash
+/// order (sorted and deduplicated here, and `ORDER BY h` in the statement:
+/// PostgreSQL evaluates a volatile output expression not referenced by ORDER
+/// BY after sorting, per the SELECT reference), and takes no other locks it
+/// could wait on while holding them. Two keys sharing a hash share a lock,
+/// which only makes locking coarser.
+async fn lock_keys(
+    txn: &mut Transaction<'static, Postgres>,
+    keys: &[Bytes],
+    timeout: Duration,
+) -> Result<()> {
+    let mut hashes: Vec<i64> = keys.iter().map(|k| key_hash(k)).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(h) FROM unnest($1::bigint[]) AS t(h) ORDER BY h")
+        .bind(hashes)
+        .execute(&mut **txn)
+        .await
+        .map_err(|e| errors::postgres(timeout, e))?;
+    Ok(())
+}
+
+/// The rows of `keys` in one statement, in the order asked for.
+async fn read_rows<'e>(
+    ex: impl PgExecutor<'e>,
+    keys: &[Bytes],
+    timeout: Duration,
+) -> Result<Vec<Row>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
+    let found = sqlx::query(
+        "SELECT key, kind, value, expire_at, version FROM spillway_kv WHERE key = ANY($1)",
+    )
+    .bind(params)
+    .fetch_all(ex)
+    .await
+    .map_err(|e| errors::postgres(timeout, e))?;
+    let mut by_key = HashMap::with_capacity(found.len());
+    for r in found {
+        let decode = |e| errors::postgres(timeout, e);
+        let key: Vec<u8> = r.try_get(0).map_err(decode)?;
+        let kind: i16 = r.try_get(1).map_err(decode)?;
+        let row = rows::from_columns(
+            BACKEND,
+            kind.into(),
+            r.try_get(2).map_err(decode)?,
+            r.try_get(3).map_err(decode)?,
+            r.try_get(4).map_err(decode)?,
+        )?;
+        by_key.insert(Bytes::from(key), row);
+    }
+    Ok(rows::in_key_order(keys, by_key))
+}
+
+/// One batch upsert; each key's last row in `rows` is the one written, and
+/// only over an older stored version.
+async fn upsert<'e>(
+    ex: impl PgExecutor<'e>,
+    rows: &[(Bytes, Row)],
+    timeout: Duration,
+) -> Result<()> {
+    let batch = rows::last_per_key(rows);
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let n = batch.len();
+    let (mut keys, mut hashes, mut kinds) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut values, mut expires, mut versions) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (key, row) in batch {
+        let c = rows::to_columns(row);
+        keys.push(key.as_ref());
+        hashes.push(key_hash(key));
+        kinds.push(c.kind);
+        values.push(c.value.map(|v| v.to_vec()));
+        expires.push(c.expire_at);
+        versions.push(c.version);
+    }
+    sqlx::query(
+        "INSERT INTO spillway_kv (key, key_hash, kind, value, expire_at, version) \
+         SELECT * FROM UNNEST($1::bytea[], $2::bigint[], $3::smallint[], $4::bytea[], \
+                              $5::bigint[], $6::bigint[]) \
+         ON CONFLICT (key) DO UPDATE SET key_hash = EXCLUDED.key_hash, kind = EXCLUDED.kind, \
+             value = EXCLUDED.value, expire_at = EXCLUDED.expire_at, version = EXCLUDED.version \
+         WHERE spillway_kv.version < EXCLUDED.version",
+    )
+    .bind(keys)
+    .bind(hashes)
+    .bind(kinds)
+    .bind(values)
+    .bind(expires)
+    .bind(versions)
+    .execute(ex)
+    .await
+    .map_err(|e| errors::postgres(timeout, e))?;
+    Ok(())
+}
+
+/// A SCAN page: `count` live rows after `cursor` in (hash, key) order, plus
+/// the rest of the last row's hash when the page is full, so that resuming
+/// strictly after that hash cannot skip a key sharing it.
+async fn scan_page(
+    pool: &PgPool,
+    cursor: u64,
+    count: usize,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<ScanPage> {
+    let Ok(after) = i64::try_from(cursor) else {
+        return Ok(ScanPage::default());
+    };
+    let limit = count.max(1);
+    let decode = |e| errors::postgres(timeout, e);
+    let page = sqlx::query(
+        "SELECT key, key_hash, kind FROM spillway_kv \
+         WHERE key_hash > $1 AND kind <> 0 AND (expire_at IS NULL OR expire_at > $2) \
+         ORDER BY key_hash, key LIMIT $3",
+    )
+    .bind(after)
+    .bind(now_ms)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(decode)?;
+    let full = page.len() >= limit;
+    let mut out = ScanPage::default();
+    let mut last = None;
+    for r in &page {
+        let key: Vec<u8> = r.try_get(0).map_err(decode)?;
+        let hash: i64 = r.try_get(1).map_err(decode)?;
+        let kind: i16 = r.try_get(2).map_err(decode)?;
+        out.keys
+            .push((Bytes::from(key), rows::type_name(BACKEND, kind.into())?));
+        last = Some(hash);
+    }
+    let (Some(hash), true) = (last, full) else {
+        return Ok(out);
+    };
+    let last_key = out.keys.last().map(|(k, _)| k.to_vec()).unwrap_or_default();
+    let rest = sqlx::query(
+        "SELECT key, kind FROM spillway_kv \
+         WHERE key_hash = $1 AND key > $2 AND kind <> 0 AND (expire_at IS NULL OR expire_at > $3) \
+         ORDER BY key",
+    )
+    .bind(hash)
+    .bind(last_key)
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(decode)?;
+    for r in &rest {
+        let key: Vec<u8> = r.try_get(0).map_err(decode)?;
+        let kind: i16 = r.try_get(1).map_err(decode)?;
+        out.keys
+            .push((Bytes::from(key), rows::type_name(BACKEND, kind.into())?));
+    }
+    out.cursor = rows::cursor(BACKEND, hash)?;
+    Ok(out)
+}
