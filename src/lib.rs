@@ -23,8 +23,13 @@ use tokio_util::sync::CancellationToken;
 /// Opens the backends, binds `server.listen` and serves until `shutdown`.
 pub async fn run(config: config::Config, shutdown: CancellationToken) -> error::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
-    tracing::info!(listen = %config.server.listen, "spillway listening");
     let engine: Arc<engine::Engine> = engine::Engine::open(config).await?;
+    tracing::info!(
+        listen = %engine.config.server.listen,
+        cache = %engine.config.cache.backend,
+        database = engine.store.name(),
+        "spillway listening"
+    );
     server::run(listener, engine, shutdown).await;
     Ok(())
 }

@@ -149,15 +149,20 @@ impl<C: CacheTier> CacheAside<C> {
                 self.detach(key, &flight);
                 result
             }
-            Err(mut rx) => match rx.wait_for(|o| o.is_some()).await {
-                Ok(outcome) => match outcome.as_ref() {
-                    Some(Ok(row)) => Ok(row.clone()),
-                    Some(Err(e)) => Err(e.shared()),
+            Err(mut rx) => {
+                let shared = match rx.wait_for(|o| o.is_some()).await {
+                    Ok(outcome) => outcome.as_ref().map(|r| match r {
+                        Ok(row) => Ok(row.clone()),
+                        Err(e) => Err(e.shared()),
+                    }),
+                    // The leader was cancelled (its client went away).
+                    Err(_) => None,
+                };
+                match shared {
+                    Some(result) => result,
                     None => self.load_and_fill(key, use_cache).await,
-                },
-                // The leader was cancelled (its client went away): read alone.
-                Err(_) => self.load_and_fill(key, use_cache).await,
-            },
+                }
+            }
         }
     }
 
