@@ -92,8 +92,18 @@ fn instance(cache: Cache, reads: Arc<dyn Store>, writes: Arc<dyn Store>) -> Inst
             db_timeout: Duration::from_secs(5),
         },
     ));
-    let writer = WriteThrough::new(writes, aside.clone(), Arc::new(Hlc::new()), stats.clone(), Duration::from_secs(5));
-    Instance { aside, writer, stats }
+    let writer = WriteThrough::new(
+        writes,
+        aside.clone(),
+        Arc::new(Hlc::new()),
+        stats.clone(),
+        Duration::from_secs(5),
+    );
+    Instance {
+        aside,
+        writer,
+        stats,
+    }
 }
 
 fn cache_opts(url: Option<String>) -> CacheOptions {
@@ -109,14 +119,26 @@ fn cache_opts(url: Option<String>) -> CacheOptions {
 async fn set(inst: &Instance, key: &str, value: &str) {
     let call = Call {
         spec: spillway::cmd::lookup(b"set").expect("SET is in the table"),
-        argv: vec![Bytes::from("set"), Bytes::from(key.to_string()), Bytes::from(value.to_string())],
+        argv: vec![
+            Bytes::from("set"),
+            Bytes::from(key.to_string()),
+            Bytes::from(value.to_string()),
+        ],
     };
-    let replies = inst.writer.execute(&[call], &[]).await.expect("write commits");
+    let replies = inst
+        .writer
+        .execute(&[call], &[])
+        .await
+        .expect("write commits");
     assert_eq!(replies.map(|r| r.len()), Some(1));
 }
 
 async fn read(inst: &Instance, key: &Bytes) -> Option<Bytes> {
-    let ws = inst.aside.read(&[key], spillway::keyspace::now_millis()).await.expect("read");
+    let ws = inst
+        .aside
+        .read(&[key], spillway::keyspace::now_millis())
+        .await
+        .expect("read");
     ws.get(key).map(|e| match &e.value {
         Value::Str(s) => s.clone(),
         Value::Hash(_) => panic!("not a string"),
@@ -124,7 +146,12 @@ async fn read(inst: &Instance, key: &Bytes) -> Option<Bytes> {
 }
 
 async fn cached(cache: &Cache, key: &Bytes) -> Option<Row> {
-    cache.get_many(std::slice::from_ref(key)).await.expect("cache read").pop().flatten()
+    cache
+        .get_many(std::slice::from_ref(key))
+        .await
+        .expect("cache read")
+        .pop()
+        .flatten()
 }
 
 /// Runs the race: `reader` fills through the gate while `other` writes,
@@ -135,7 +162,12 @@ async fn race(reader: Arc<Instance>, gate: Arc<Gated>, other: &Instance, initial
     if let Some(v) = initial {
         set(other, "k", v).await;
     }
-    other.aside.cache().invalidate(std::slice::from_ref(&key)).await.unwrap();
+    other
+        .aside
+        .cache()
+        .invalidate(std::slice::from_ref(&key))
+        .await
+        .unwrap();
     gate.armed.store(true, Ordering::SeqCst);
     let r = reader.clone();
     let k = key.clone();
@@ -143,11 +175,24 @@ async fn race(reader: Arc<Instance>, gate: Arc<Gated>, other: &Instance, initial
     gate.reached.notified().await; // the reader has read the old row
     set(other, "k", "new").await;
     assert_eq!(read(other, &key).await.as_deref(), Some(&b"new"[..]));
-    other.aside.cache().invalidate(std::slice::from_ref(&key)).await.unwrap(); // eviction
+    other
+        .aside
+        .cache()
+        .invalidate(std::slice::from_ref(&key))
+        .await
+        .unwrap(); // eviction
     gate.release.notify_one();
     let seen = first.await.unwrap();
-    assert_eq!(seen.as_deref(), initial.map(str::as_bytes), "the reader answers what it read");
-    assert_eq!(Stats::get(&reader.stats.cache_fills_refused), 1, "the stale fill was refused");
+    assert_eq!(
+        seen.as_deref(),
+        initial.map(str::as_bytes),
+        "the reader answers what it read"
+    );
+    assert_eq!(
+        Stats::get(&reader.stats.cache_fills_refused),
+        1,
+        "the stale fill was refused"
+    );
     match cached(reader.aside.cache(), &key).await {
         None => {}
         Some(row) => panic!("stale fill stored: {row:?}"),
@@ -168,7 +213,12 @@ async fn pg_store(pg: &PgDatabase) -> Arc<dyn Store> {
 }
 
 fn gate(inner: Arc<dyn Store>) -> Arc<Gated> {
-    Arc::new(Gated { inner, armed: AtomicBool::new(false), reached: Notify::new(), release: Notify::new() })
+    Arc::new(Gated {
+        inner,
+        armed: AtomicBool::new(false),
+        reached: Notify::new(),
+        release: Notify::new(),
+    })
 }
 
 #[tokio::test]
@@ -178,8 +228,12 @@ async fn two_instances_sharing_redis_never_store_a_stale_fill() {
         let pg = PgDatabase::create();
         let real = pg_store(&pg).await;
         let gated = gate(real.clone());
-        let a_cache = cache::connect("redis", &cache_opts(Some(redis.url()))).await.unwrap();
-        let b_cache = cache::connect("redis", &cache_opts(Some(redis.url()))).await.unwrap();
+        let a_cache = cache::connect("redis", &cache_opts(Some(redis.url())))
+            .await
+            .unwrap();
+        let b_cache = cache::connect("redis", &cache_opts(Some(redis.url())))
+            .await
+            .unwrap();
         let a = Arc::new(instance(a_cache, gated.clone(), real.clone()));
         let b = instance(b_cache, real.clone(), real);
         race(a, gated, &b, initial).await;

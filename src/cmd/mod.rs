@@ -2,7 +2,7 @@
 //! write, where its keys are) and one file per family with the semantics.
 //!
 //! Data commands are pure functions `fn(&[Bytes], &mut WorkingSet) -> Frame`
-//! over argv (argv[0] is the command name, as in Redis). Whether they run on
+//! over argv (`argv[0]` is the command name, as in Redis). Whether they run on
 //! the cache-aside read path or a write policy is decided from the table's
 //! flags by the caller, never inside a handler.
 
