@@ -63,9 +63,7 @@ impl WorkingSet {
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now_ms;
         let slot = self.slots.get_mut(key)?;
-        if slot.row.live(now).is_none() {
-            return None;
-        }
+        slot.row.live(now)?;
         slot.changed = true;
         slot.row.entry.as_mut()
     }
