@@ -7,6 +7,7 @@
 //! flags by the caller, never inside a handler.
 
 pub mod args;
+pub(crate) mod float;
 pub mod hashes;
 pub mod keys;
 pub mod strings;
