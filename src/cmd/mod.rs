@@ -15,6 +15,8 @@ pub mod args;
 pub(crate) mod float;
 pub mod hashes;
 pub mod keys;
+#[cfg(test)]
+mod proptests;
 pub mod strings;
 pub mod table;
 #[cfg(test)]
