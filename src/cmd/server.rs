@@ -166,7 +166,7 @@ pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
         .keys
         .into_iter()
         .filter(|(k, t)| {
-            pattern.as_ref().is_none_or(|p| glob::matches(p, k))
+            pattern.as_ref().is_none_or(|p| matches_all(p) || glob::matches(p, k))
                 && kind.as_ref().is_none_or(|want| want == t)
         })
         .map(|(k, _)| Frame::Bulk(k))
@@ -192,7 +192,7 @@ pub async fn keys(engine: &Engine, argv: &[Bytes]) -> Frame {
         out.extend(
             page.keys
                 .into_iter()
-                .filter(|(k, _)| glob::matches(&argv[1], k))
+                .filter(|(k, _)| matches_all(&argv[1]) || glob::matches(&argv[1], k))
                 .map(|(k, _)| Frame::Bulk(k)),
         );
         if page.cursor == 0 {
@@ -200,6 +200,12 @@ pub async fn keys(engine: &Engine, argv: &[Bytes]) -> Frame {
         }
         cursor = page.cursor;
     }
+}
+
+/// A lone `*` means every key, including the empty one, as in Redis
+/// (`stringmatchlen` itself does not match "" against "*").
+fn matches_all(pattern: &[u8]) -> bool {
+    pattern == b"*"
 }
 
 /// FLUSHDB and FLUSHALL would delete the system of record: refused.
