@@ -132,7 +132,7 @@ fn request_and_key_limits_refuse_before_writing() {
         String::from_utf8_lossy(&reply)
     );
     assert_eq!(raw.cmd(&["EXISTS", long_key.as_str()]), b":0\r\n");
-    let reply = raw.cmd(&["HSET", "hash", &"f".repeat(12), "v"]);
+    let reply = raw.cmd(&["HSET", "hash", &"f".repeat(13), "v"]);
     assert!(reply.starts_with(b"-ERR key too long"));
     assert_eq!(raw.cmd(&["EXISTS", "hash"]), b":0\r\n");
     let big = "v".repeat(2000);

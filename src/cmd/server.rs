@@ -166,7 +166,9 @@ pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
         .keys
         .into_iter()
         .filter(|(k, t)| {
-            pattern.as_ref().is_none_or(|p| matches_all(p) || glob::matches(p, k))
+            pattern
+                .as_ref()
+                .is_none_or(|p| matches_all(p) || glob::matches(p, k))
                 && kind.as_ref().is_none_or(|want| want == t)
         })
         .map(|(k, _)| Frame::Bulk(k))
