@@ -8,7 +8,7 @@
 //! that every read that starts after the write sees it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,7 +34,9 @@ pub struct CacheAside<C> {
     store: Arc<dyn Store>,
     health: Arc<CacheHealth>,
     stats: Arc<Stats>,
-    flights: Mutex<HashMap<Bytes, Arc<Flight>>>,
+    /// In-flight reads by key. Weak: only the leader owns its flight, so a
+    /// cancelled leader drops the sender and its followers read alone.
+    flights: Mutex<HashMap<Bytes, Weak<Flight>>>,
     ttl: Duration,
     negative_ttl: Duration,
     timeout: Duration,
@@ -122,92 +124,113 @@ impl<C: CacheTier> CacheAside<C> {
             return Ok(ws);
         }
         Stats::add(&self.stats.cache_misses, misses.len() as u64);
-        let loads = misses.iter().map(|k| self.load_shared(k, use_cache));
-        let rows = futures::future::join_all(loads).await;
-        for (key, row) in misses.into_iter().zip(rows) {
-            ws.load(key, row?);
+        for (key, row) in misses
+            .iter()
+            .zip(self.load_shared(&misses, use_cache).await?)
+        {
+            ws.load(key.clone(), row);
         }
         Ok(ws)
     }
 
-    /// A miss: join the key's in-flight read, or lead a new one.
-    async fn load_shared(&self, key: &Bytes, use_cache: bool) -> Result<Row> {
-        let joined = {
+    /// Misses: join the in-flight reads of keys someone already reads, and
+    /// lead one batched read for the rest.
+    async fn load_shared(&self, keys: &[Bytes], use_cache: bool) -> Result<Vec<Row>> {
+        let mut led: Vec<(usize, Arc<Flight>)> = Vec::new();
+        let mut joined: Vec<(usize, watch::Receiver<Outcome>)> = Vec::new();
+        {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-            match flights.get(key) {
-                Some(f) => Err(f.done.subscribe()),
-                None => {
-                    let (tx, _) = watch::channel(None);
-                    let flight = Arc::new(Flight { done: tx });
-                    flights.insert(key.clone(), flight.clone());
-                    Ok(flight)
-                }
-            }
-        };
-        match joined {
-            Ok(flight) => {
-                let result = self.load_and_fill(key, use_cache).await;
-                let shared = match &result {
-                    Ok(row) => Ok(row.clone()),
-                    Err(e) => Err(Arc::new(e.shared())),
-                };
-                flight.done.send_replace(Some(shared));
-                self.detach(key, &flight);
-                result
-            }
-            Err(mut rx) => {
-                let shared = match rx.wait_for(|o| o.is_some()).await {
-                    Ok(outcome) => outcome.as_ref().map(|r| match r {
-                        Ok(row) => Ok(row.clone()),
-                        Err(e) => Err(e.shared()),
-                    }),
-                    // The leader was cancelled (its client went away).
-                    Err(_) => None,
-                };
-                match shared {
-                    Some(result) => result,
-                    None => self.load_and_fill(key, use_cache).await,
+            for (i, key) in keys.iter().enumerate() {
+                match flights.get(key).and_then(Weak::upgrade) {
+                    Some(f) => joined.push((i, f.done.subscribe())),
+                    None => {
+                        let flight = Arc::new(Flight {
+                            done: watch::channel(None).0,
+                        });
+                        flights.insert(key.clone(), Arc::downgrade(&flight));
+                        led.push((i, flight));
+                    }
                 }
             }
         }
+        let mut rows = vec![Row::absent(); keys.len()];
+        if !led.is_empty() {
+            let led_keys: Vec<Bytes> = led.iter().map(|(i, _)| keys[*i].clone()).collect();
+            let result = self.load_and_fill(&led_keys, use_cache).await;
+            for (n, (i, flight)) in led.iter().enumerate() {
+                let outcome = match &result {
+                    Ok(loaded) => Ok(loaded[n].clone()),
+                    Err(e) => Err(Arc::new(e.shared())),
+                };
+                flight.done.send_replace(Some(outcome));
+                self.detach(&keys[*i], flight);
+            }
+            for ((i, _), row) in led.iter().zip(result?) {
+                rows[*i] = row;
+            }
+        }
+        for (i, mut rx) in joined {
+            let shared = match rx.wait_for(|o| o.is_some()).await {
+                Ok(outcome) => outcome.as_ref().map(|r| match r {
+                    Ok(row) => Ok(row.clone()),
+                    Err(e) => Err(e.shared()),
+                }),
+                // The leader was cancelled (its client went away): read alone.
+                Err(_) => None,
+            };
+            rows[i] = match shared {
+                Some(result) => result?,
+                None => self
+                    .load_and_fill(std::slice::from_ref(&keys[i]), use_cache)
+                    .await?
+                    .remove(0),
+            };
+        }
+        Ok(rows)
     }
 
     fn detach(&self, key: &Bytes, flight: &Arc<Flight>) {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+        if flights
+            .get(key)
+            .is_some_and(|f| std::ptr::eq(f.as_ptr(), Arc::as_ptr(flight)))
+        {
             flights.remove(key);
         }
     }
 
-    /// Takes a lease (when the cache is usable), reads the database and
-    /// fills under the lease.
-    async fn load_and_fill(&self, key: &Bytes, use_cache: bool) -> Result<Row> {
-        let lease = if use_cache {
-            self.try_lease(key).await
+    /// Takes leases (when the cache is usable), reads the database once for
+    /// all `keys`, and fills each under its lease. Rows come back in order.
+    async fn load_and_fill(&self, keys: &[Bytes], use_cache: bool) -> Result<Vec<Row>> {
+        let leases = if use_cache {
+            futures::future::join_all(keys.iter().map(|k| self.try_lease(k))).await
         } else {
-            None
+            vec![None; keys.len()]
         };
         Stats::add(&self.stats.db_reads, 1);
-        let row = with_timeout(
-            self.store.name(),
-            self.db_timeout,
-            self.store.get(std::slice::from_ref(key)),
-        )
-        .await
-        .map(|mut rows| rows.pop().unwrap_or_default());
-        let row = match row {
-            Ok(row) => row,
+        let read = with_timeout(self.store.name(), self.db_timeout, self.store.get(keys)).await;
+        let rows = match read {
+            Ok(rows) if rows.len() == keys.len() => rows,
+            Ok(_) => Err(Error::unavailable(
+                self.store.name(),
+                "returned the wrong number of rows",
+            ))?,
             Err(e) => {
-                if let Some(lease) = lease {
-                    self.give_back(key, lease).await;
-                }
+                let give_back = keys
+                    .iter()
+                    .zip(&leases)
+                    .filter_map(|(k, l)| Some(self.give_back(k, (*l)?)));
+                futures::future::join_all(give_back).await;
                 return Err(e);
             }
         };
-        if let Some(lease) = lease {
-            self.fill(key, lease, &row).await;
-        }
-        Ok(row)
+        let fills = keys
+            .iter()
+            .zip(&leases)
+            .zip(&rows)
+            .filter_map(|((k, l), row)| Some(self.fill(k, (*l)?, row)));
+        futures::future::join_all(fills).await;
+        Ok(rows)
     }
 
     async fn try_lease(&self, key: &Bytes) -> Option<Lease> {

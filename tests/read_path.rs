@@ -1,4 +1,7 @@
-//! CONTRACT invariant 5: a cache fill racing a write never leaves the cache
+//! The cache-aside read path against a real PostgreSQL: single-flight,
+//! batched misses, negative caching, and CONTRACT invariant 5.
+//!
+//! Invariant 5: a cache fill racing a write never leaves the cache
 //! holding an older value than the database, even when the newer entry was
 //! evicted in between (so there is nothing left to compare versions with).
 //!
@@ -251,4 +254,73 @@ async fn one_instance_with_the_memory_tier_never_stores_a_stale_fill() {
         let shared = Arc::new(instance(tier, gated.clone(), real));
         race(shared.clone(), gated, &shared, initial).await;
     }
+}
+
+#[tokio::test]
+async fn concurrent_misses_share_one_batched_database_read() {
+    let pg = PgDatabase::create();
+    let real = pg_store(&pg).await;
+    let gated = gate(real.clone());
+    let tier = cache::connect("memory", &cache_opts(None)).await.unwrap();
+    let inst = Arc::new(instance(tier, gated.clone(), real));
+    for i in 0..10 {
+        set(&inst, &format!("m{i}"), "v").await;
+    }
+    inst.aside.cache().flush().await.unwrap();
+    let db_reads = || Stats::get(&inst.stats.db_reads);
+    let before = db_reads();
+
+    // One reader leads the read of k and is held at the gate ...
+    gated.armed.store(true, Ordering::SeqCst);
+    let key = Bytes::from_static(b"m0");
+    let leader = {
+        let (inst, key) = (inst.clone(), key.clone());
+        tokio::spawn(async move { read(&inst, &key).await })
+    };
+    gated.reached.notified().await;
+    // ... while twenty more readers of k arrive: they must join, not read.
+    let followers: Vec<_> = (0..20)
+        .map(|_| {
+            let (inst, key) = (inst.clone(), key.clone());
+            tokio::spawn(async move { read(&inst, &key).await })
+        })
+        .collect();
+    let joined = support::poll_until_async(Duration::from_secs(10), || async {
+        tokio::task::yield_now().await;
+        followers.iter().all(|f| !f.is_finished()) && db_reads() == before + 1
+    })
+    .await;
+    assert!(joined);
+    gated.release.notify_one();
+    assert_eq!(leader.await.unwrap().as_deref(), Some(&b"v"[..]));
+    for f in followers {
+        assert_eq!(f.await.unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!(
+        db_reads(),
+        before + 1,
+        "one database read for 21 concurrent misses"
+    );
+
+    // An MGET-sized miss of nine cold keys is one batched read.
+    let keys: Vec<Bytes> = (1..10).map(|i| Bytes::from(format!("m{i}"))).collect();
+    let refs: Vec<&Bytes> = keys.iter().collect();
+    let ws = inst
+        .aside
+        .read(&refs, spillway::keyspace::now_millis())
+        .await
+        .unwrap();
+    assert!(keys.iter().all(|k| ws.get(k).is_some()));
+    assert_eq!(db_reads(), before + 2);
+
+    // Absent keys are remembered (negative entries): a flood stays in the cache.
+    let absent = Bytes::from_static(b"no-such-key");
+    for _ in 0..50 {
+        assert_eq!(read(&inst, &absent).await, None);
+    }
+    assert_eq!(
+        db_reads(),
+        before + 3,
+        "only the first miss of an absent key reads the database"
+    );
 }
