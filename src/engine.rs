@@ -63,7 +63,9 @@ impl Engine {
         )
         .await?;
         let hlc = Arc::new(Hlc::new());
-        hlc.observe(with_timeout(store.name(), config.database.timeout, store.max_version()).await?);
+        hlc.observe(
+            with_timeout(store.name(), config.database.timeout, store.max_version()).await?,
+        );
         let stats = Arc::new(Stats::default());
         let aside = Arc::new(CacheAside::new(
             cache,
@@ -125,7 +127,10 @@ impl Engine {
             return Ok(Some(vec![read_only_error(); calls.len()]));
         }
         if !self.db_health.is_up() {
-            return Err(Error::unavailable(self.store.name(), "marked down after failed health checks"));
+            return Err(Error::unavailable(
+                self.store.name(),
+                "marked down after failed health checks",
+            ));
         }
         self.writer.execute(calls, watched).await
     }
@@ -160,11 +165,18 @@ impl Engine {
     }
 
     async fn heartbeat(&self) {
-        let db = with_timeout(self.store.name(), self.config.database.timeout, self.store.ping()).await;
+        let db = with_timeout(
+            self.store.name(),
+            self.config.database.timeout,
+            self.store.ping(),
+        )
+        .await;
         if self.db_health.record(db.is_ok()) {
             match &db {
                 Ok(()) => tracing::info!(backend = self.store.name(), "database is up again"),
-                Err(e) => tracing::warn!(backend = self.store.name(), error = %e, "database marked down"),
+                Err(e) => {
+                    tracing::warn!(backend = self.store.name(), error = %e, "database marked down")
+                }
             }
         }
         let cache = self.aside.cache();
@@ -173,11 +185,16 @@ impl Engine {
         if health.heartbeat().record(ping.is_ok()) {
             match &ping {
                 Ok(()) => tracing::info!(backend = cache.name(), "cache tier is up again"),
-                Err(e) => tracing::warn!(backend = cache.name(), error = %e, "cache tier marked down"),
+                Err(e) => {
+                    tracing::warn!(backend = cache.name(), error = %e, "cache tier marked down")
+                }
             }
         }
         if ping.is_ok() && health.is_distrusted() && self.aside.recover().await {
-            tracing::info!(backend = cache.name(), "cache tier trusted again after invalidating keys written while it was unusable");
+            tracing::info!(
+                backend = cache.name(),
+                "cache tier trusted again after invalidating keys written while it was unusable"
+            );
         }
     }
 

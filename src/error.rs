@@ -65,11 +65,26 @@ impl Error {
     /// errors, which cannot be cloned, become `Unavailable` with their text.
     pub fn shared(&self) -> Error {
         match self {
-            Error::Unavailable { backend, detail } => Error::Unavailable { backend, detail: detail.clone() },
-            Error::Timeout { backend, after } => Error::Timeout { backend, after: *after },
-            Error::CommitUnknown { backend, detail } => Error::CommitUnknown { backend, detail: detail.clone() },
-            Error::Rejected { backend, detail } => Error::Rejected { backend, detail: detail.clone() },
-            Error::Corruption { backend, detail } => Error::Corruption { backend, detail: detail.clone() },
+            Error::Unavailable { backend, detail } => Error::Unavailable {
+                backend,
+                detail: detail.clone(),
+            },
+            Error::Timeout { backend, after } => Error::Timeout {
+                backend,
+                after: *after,
+            },
+            Error::CommitUnknown { backend, detail } => Error::CommitUnknown {
+                backend,
+                detail: detail.clone(),
+            },
+            Error::Rejected { backend, detail } => Error::Rejected {
+                backend,
+                detail: detail.clone(),
+            },
+            Error::Corruption { backend, detail } => Error::Corruption {
+                backend,
+                detail: detail.clone(),
+            },
             Error::Config(s) => Error::Config(s.clone()),
             Error::Io(e) => Error::unavailable("disk", e),
         }

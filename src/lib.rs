@@ -7,10 +7,10 @@ pub mod error;
 pub mod health;
 pub mod keyspace;
 pub mod resp;
+pub mod server;
 pub mod stats;
 pub mod store;
 pub mod write;
-pub mod server;
 
 /// The Redis version spillway reports (HELLO, INFO): the command set and
 /// reply shapes it follows.

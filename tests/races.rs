@@ -11,12 +11,12 @@ use support::{PgDatabase, RedisServer, Spillway};
 fn pair() -> (RedisServer, PgDatabase, Spillway, Spillway) {
     let redis = RedisServer::start();
     let pg = PgDatabase::create();
+    let (redis_url, pg_url) = (redis.url(), pg.url());
     let env = [
         ("SPILLWAY__CACHE__BACKEND", "redis"),
-        ("SPILLWAY__CACHE__URL", redis.url()),
-        ("SPILLWAY__DATABASE__URL", pg.url()),
+        ("SPILLWAY__CACHE__URL", redis_url.as_str()),
+        ("SPILLWAY__DATABASE__URL", pg_url.as_str()),
     ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let a = Spillway::start(&env);
     let b = Spillway::start(&env);
     (redis, pg, a, b)
@@ -27,11 +27,12 @@ fn incr_hincrby_and_append_from_two_processes_lose_nothing() {
     let (_redis, pg, a, b) = pair();
     const CLIENTS: usize = 4;
     const OPS: usize = 50;
+    let clients = [a.client(), b.client()];
     thread::scope(|s| {
-        for sp in [&a, &b] {
+        for client in &clients {
             for _ in 0..CLIENTS {
                 s.spawn(move || {
-                    let mut c = sp.conn();
+                    let mut c = client.get_connection().unwrap();
                     for _ in 0..OPS {
                         let _: i64 = c.incr("counter", 1).unwrap();
                         let _: i64 = c.hincr("h", "f", 2).unwrap();
@@ -55,12 +56,13 @@ fn incr_hincrby_and_append_from_two_processes_lose_nothing() {
 #[test]
 fn exactly_one_setnx_wins() {
     let (_redis, _pg, a, b) = pair();
+    let clients = [a.client(), b.client()];
     let wins: usize = thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|i| {
-                let sp = if i % 2 == 0 { &a } else { &b };
+                let client = &clients[i % 2];
                 s.spawn(move || {
-                    let won: bool = sp.conn().set_nx("lock", i).unwrap();
+                    let won: bool = client.get_connection().unwrap().set_nx("lock", i).unwrap();
                     usize::from(won)
                 })
             })

@@ -11,11 +11,14 @@ use support::{PgDatabase, RedisServer, Spillway};
 /// The spillway environment of docker-compose.yml, with the compose
 /// service names pointed at this test's private servers.
 fn compose_env(redis: &RedisServer, pg: &PgDatabase) -> Vec<(String, String)> {
-    let compose = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
-        .expect("docker-compose.yml is in the repository");
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .expect("docker-compose.yml is in the repository");
     let mut env = Vec::new();
     for line in compose.lines().map(str::trim) {
-        let Some((k, v)) = line.split_once(": ") else { continue };
+        let Some((k, v)) = line.split_once(": ") else {
+            continue;
+        };
         if !k.starts_with("SPILLWAY__") || k.ends_with("LISTEN") || k.ends_with("WAL_DIR") {
             continue;
         }
@@ -26,8 +29,15 @@ fn compose_env(redis: &RedisServer, pg: &PgDatabase) -> Vec<(String, String)> {
         };
         env.push((k.to_string(), v));
     }
-    assert!(env.iter().any(|(k, v)| k == "SPILLWAY__CACHE__BACKEND" && v == "redis"), "{env:?}");
-    assert!(env.iter().any(|(k, v)| k == "SPILLWAY__WRITE__POLICY" && v == "write-through"));
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "SPILLWAY__CACHE__BACKEND" && v == "redis"),
+        "{env:?}"
+    );
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "SPILLWAY__WRITE__POLICY" && v == "write-through")
+    );
     env
 }
 
@@ -55,11 +65,17 @@ fn acknowledged_writes_are_in_postgres_and_survive_losing_the_cache() {
         pg.psql("select convert_from(value, 'UTF8') from spillway_kv where key = 'user:1'::bytea"),
         "ann"
     );
-    assert_eq!(pg.psql("select encode(value, 'hex') from spillway_kv where key = '\\x000d0aff'::bytea"), "000d0aff");
+    assert_eq!(
+        pg.psql("select encode(value, 'hex') from spillway_kv where key = '\\x000d0aff'::bytea"),
+        "000d0aff"
+    );
     // Warm the cache, then lose all of it.
     let _: String = c.get("user:1").unwrap();
     let cached: Vec<String> = redis.conn().keys("spillway:*").unwrap();
-    assert!(!cached.is_empty(), "reads fill the shared cache under the prefix");
+    assert!(
+        !cached.is_empty(),
+        "reads fill the shared cache under the prefix"
+    );
     let _: () = redis::cmd("FLUSHALL").query(&mut redis.conn()).unwrap();
     let v: String = c.get("user:1").unwrap();
     assert_eq!(v, "ann");
@@ -69,7 +85,10 @@ fn acknowledged_writes_are_in_postgres_and_survive_losing_the_cache() {
     assert_eq!(got, bin);
     // DEL leaves a tombstone with a version, not a live row.
     let _: () = c.del("user:1").unwrap();
-    assert_eq!(pg.psql("select kind from spillway_kv where key = 'user:1'::bytea"), "0");
+    assert_eq!(
+        pg.psql("select kind from spillway_kv where key = 'user:1'::bytea"),
+        "0"
+    );
     let gone: Option<String> = c.get("user:1").unwrap();
     assert_eq!(gone, None);
 }
@@ -86,7 +105,10 @@ fn a_write_replaces_the_cached_value_for_every_instance() {
     assert_eq!(v, "one");
     let _: () = ca.set("k", "two").unwrap();
     let v: String = cb.get("k").unwrap();
-    assert_eq!(v, "two", "b must not serve the value cached before a's write");
+    assert_eq!(
+        v, "two",
+        "b must not serve the value cached before a's write"
+    );
     // negative entries too
     let none: Option<String> = cb.get("fresh").unwrap();
     assert_eq!(none, None);
@@ -103,9 +125,19 @@ fn multi_exec_is_one_transaction_and_watch_sees_other_instances() {
     let b = start(&redis, &pg);
     let mut ca = a.conn();
     let mut cb = b.conn();
-    let (x, y): (i64, i64) = redis::pipe().atomic().incr("x", 1).incr("y", 2).query(&mut ca).unwrap();
+    let (x, y): (i64, i64) = redis::pipe()
+        .atomic()
+        .incr("x", 1)
+        .incr("y", 2)
+        .query(&mut ca)
+        .unwrap();
     assert_eq!((x, y), (1, 2));
-    assert_eq!(pg.psql("select count(distinct version) from spillway_kv where key in ('x'::bytea, 'y'::bytea)"), "1");
+    assert_eq!(
+        pg.psql(
+            "select count(distinct version) from spillway_kv where key in ('x'::bytea, 'y'::bytea)"
+        ),
+        "1"
+    );
 
     // WATCH on a, a write through b, EXEC on a aborts.
     let _: () = redis::cmd("WATCH").arg("x").query(&mut ca).unwrap();
@@ -113,7 +145,10 @@ fn multi_exec_is_one_transaction_and_watch_sees_other_instances() {
     let _: () = redis::cmd("MULTI").query(&mut ca).unwrap();
     let _: () = redis::cmd("SET").arg("x").arg(7).query(&mut ca).unwrap();
     let r: Option<Vec<String>> = redis::cmd("EXEC").query(&mut ca).unwrap();
-    assert_eq!(r, None, "EXEC must abort after another instance wrote the watched key");
+    assert_eq!(
+        r, None,
+        "EXEC must abort after another instance wrote the watched key"
+    );
     let v: i64 = ca.get("x").unwrap();
     assert_eq!(v, 100);
 

@@ -91,7 +91,13 @@ impl<C: CacheTier> CacheAside<C> {
         }
         let use_cache = self.health.usable();
         let cached = if use_cache {
-            match with_timeout(self.cache.name(), self.timeout, self.cache.get_many(&unique)).await {
+            match with_timeout(
+                self.cache.name(),
+                self.timeout,
+                self.cache.get_many(&unique),
+            )
+            .await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     Stats::add(&self.stats.cache_errors, 1);
@@ -176,11 +182,19 @@ impl<C: CacheTier> CacheAside<C> {
     /// Takes a lease (when the cache is usable), reads the database and
     /// fills under the lease.
     async fn load_and_fill(&self, key: &Bytes, use_cache: bool) -> Result<Row> {
-        let lease = if use_cache { self.try_lease(key).await } else { None };
+        let lease = if use_cache {
+            self.try_lease(key).await
+        } else {
+            None
+        };
         Stats::add(&self.stats.db_reads, 1);
-        let row = with_timeout(self.store.name(), self.db_timeout, self.store.get(std::slice::from_ref(key)))
-            .await
-            .map(|mut rows| rows.pop().unwrap_or_default());
+        let row = with_timeout(
+            self.store.name(),
+            self.db_timeout,
+            self.store.get(std::slice::from_ref(key)),
+        )
+        .await
+        .map(|mut rows| rows.pop().unwrap_or_default());
         let row = match row {
             Ok(row) => row,
             Err(e) => {
@@ -208,12 +222,22 @@ impl<C: CacheTier> CacheAside<C> {
     }
 
     async fn fill(&self, key: &Bytes, lease: Lease, row: &Row) {
-        let configured = if row.entry.is_some() { self.ttl } else { self.negative_ttl };
+        let configured = if row.entry.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        };
         let Some(ttl) = super::fill_ttl(row, configured, crate::keyspace::now_millis()) else {
             self.give_back(key, lease).await;
             return;
         };
-        match with_timeout(self.cache.name(), self.timeout, self.cache.fill(key, lease, row, ttl)).await {
+        match with_timeout(
+            self.cache.name(),
+            self.timeout,
+            self.cache.fill(key, lease, row, ttl),
+        )
+        .await
+        {
             Ok(true) => Stats::add(&self.stats.cache_fills, 1),
             Ok(false) => Stats::add(&self.stats.cache_fills_refused, 1),
             Err(e) => {
@@ -224,7 +248,14 @@ impl<C: CacheTier> CacheAside<C> {
     }
 
     async fn give_back(&self, key: &Bytes, lease: Lease) {
-        if with_timeout(self.cache.name(), self.timeout, self.cache.release(key, lease)).await.is_err() {
+        if with_timeout(
+            self.cache.name(),
+            self.timeout,
+            self.cache.release(key, lease),
+        )
+        .await
+        .is_err()
+        {
             Stats::add(&self.stats.cache_errors, 1);
         }
     }
@@ -243,7 +274,9 @@ impl<C: CacheTier> CacheAside<C> {
         if self.health.record_if_unusable(keys) {
             return;
         }
-        if let Err(e) = with_timeout(self.cache.name(), self.timeout, self.cache.invalidate(keys)).await {
+        if let Err(e) =
+            with_timeout(self.cache.name(), self.timeout, self.cache.invalidate(keys)).await
+        {
             Stats::add(&self.stats.cache_errors, 1);
             tracing::warn!(error = %e, keys = keys.len(), "cache invalidation failed; cache hits paused until recovered");
             self.health.mark_dirty(keys);
@@ -257,7 +290,9 @@ impl<C: CacheTier> CacheAside<C> {
         let work = self.health.take_recovery();
         let result = match &work {
             Recovery::Nothing => Ok(()),
-            Recovery::Invalidate(keys) => with_timeout(self.cache.name(), self.timeout, self.cache.invalidate(keys)).await,
+            Recovery::Invalidate(keys) => {
+                with_timeout(self.cache.name(), self.timeout, self.cache.invalidate(keys)).await
+            }
             Recovery::FlushAll => self.cache.flush().await,
         };
         match result {

@@ -68,7 +68,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn hello(engine: &Engine, sess: &mut Session, argv: &[Bytes]) -> Frame {
     let mut proto = sess.proto;
     if argv.len() > 1 {
-        match std::str::from_utf8(&argv[1]).ok().and_then(|v| v.parse::<i64>().ok()) {
+        match std::str::from_utf8(&argv[1])
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+        {
             Some(2) => proto = Protocol::Resp2,
             Some(3) => proto = Protocol::Resp3,
             Some(_) => return Frame::Error("NOPROTO unsupported protocol version".into()),
@@ -123,7 +126,10 @@ pub fn hello(engine: &Engine, sess: &mut Session, argv: &[Bytes]) -> Frame {
 }
 
 pub fn select(argv: &[Bytes]) -> Frame {
-    match std::str::from_utf8(&argv[1]).ok().and_then(|v| v.parse::<i64>().ok()) {
+    match std::str::from_utf8(&argv[1])
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
         Some(0) => Frame::ok(),
         Some(_) => Frame::err("DB index is out of range"),
         None => Frame::err("value is not an integer or out of range"),
@@ -200,9 +206,21 @@ pub fn client(sess: &mut Session, argv: &[Bytes]) -> Frame {
 }
 
 fn client_line(sess: &Session) -> String {
-    let name = sess.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    let lib = sess.lib_name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    let ver = sess.lib_ver.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let name = sess
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let lib = sess
+        .lib_name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let ver = sess
+        .lib_ver
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     let resp = if sess.proto == Protocol::Resp3 { 3 } else { 2 };
     format!(
         "id={} addr={} name={name} db=0 multi={} resp={resp} lib-name={lib} lib-ver={ver}",

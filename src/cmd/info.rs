@@ -12,14 +12,25 @@ use crate::keyspace::now_millis;
 use crate::resp::Frame;
 use crate::stats::Stats;
 
-const DEFAULT: &[&str] = &["server", "clients", "stats", "cache", "database", "writebehind", "keyspace"];
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "stats",
+    "cache",
+    "database",
+    "writebehind",
+    "keyspace",
+];
 
 pub async fn info(engine: &Engine, argv: &[Bytes]) -> Frame {
     let wanted: Vec<String> = argv[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
     let want = |s: &str| all || wanted.iter().any(|w| w == s);
     let mut out = String::new();
     for section in DEFAULT.iter().filter(|s| want(s)) {

@@ -39,7 +39,12 @@ pub fn command(argv: &[Bytes]) -> Frame {
             } else {
                 argv[2..].iter().filter_map(|n| super::lookup(n)).collect()
             };
-            Frame::Map(specs.into_iter().map(|s| (bulk(s.name), command_docs(s))).collect())
+            Frame::Map(
+                specs
+                    .into_iter()
+                    .map(|s| (bulk(s.name), command_docs(s)))
+                    .collect(),
+            )
         }
         b"list" => Frame::Array(COMMANDS.iter().map(|s| bulk(s.name)).collect()),
         b"getkeys" if argv.len() >= 3 => match super::lookup(&argv[2]) {
@@ -92,7 +97,13 @@ fn command_docs(s: &Spec) -> Frame {
 
 pub async fn dbsize(engine: &Engine) -> Frame {
     let store = &engine.store;
-    match with_timeout(store.name(), engine.config.database.timeout, store.count(now_millis())).await {
+    match with_timeout(
+        store.name(),
+        engine.config.database.timeout,
+        store.count(now_millis()),
+    )
+    .await
+    {
         Ok(c) => Frame::Integer(c.keys as i64),
         Err(e) => Frame::err(e),
     }
@@ -111,7 +122,10 @@ pub fn time() -> Frame {
 
 /// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]` over the database keyspace.
 pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
-    let cursor = match std::str::from_utf8(&argv[1]).ok().and_then(|c| c.parse::<u64>().ok()) {
+    let cursor = match std::str::from_utf8(&argv[1])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+    {
         Some(c) => c,
         None => return Frame::err("invalid cursor"),
     };
@@ -124,7 +138,10 @@ pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
         };
         match &opt[..] {
             b"match" => pattern = Some(val.clone()),
-            b"count" => match std::str::from_utf8(val).ok().and_then(|c| c.parse::<i64>().ok()) {
+            b"count" => match std::str::from_utf8(val)
+                .ok()
+                .and_then(|c| c.parse::<i64>().ok())
+            {
                 Some(n) if n >= 1 => count = n.min(100_000) as usize,
                 Some(_) => return Frame::err("syntax error"),
                 None => return Frame::err("value is not an integer or out of range"),
@@ -149,7 +166,10 @@ pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
         .keys
         .into_iter()
         .filter(|(k, t)| {
-            pattern.as_ref().is_none_or(|p| glob::matches(p, k)) && kind.as_ref().is_none_or(|want| want == t)
+            pattern
+                .as_ref()
+                .is_none_or(|p| matches_all(p) || glob::matches(p, k))
+                && kind.as_ref().is_none_or(|want| want == t)
         })
         .map(|(k, _)| Frame::Bulk(k))
         .collect();
@@ -174,7 +194,7 @@ pub async fn keys(engine: &Engine, argv: &[Bytes]) -> Frame {
         out.extend(
             page.keys
                 .into_iter()
-                .filter(|(k, _)| glob::matches(&argv[1], k))
+                .filter(|(k, _)| matches_all(&argv[1]) || glob::matches(&argv[1], k))
                 .map(|(k, _)| Frame::Bulk(k)),
         );
         if page.cursor == 0 {
@@ -182,6 +202,12 @@ pub async fn keys(engine: &Engine, argv: &[Bytes]) -> Frame {
         }
         cursor = page.cursor;
     }
+}
+
+/// A lone `*` means every key, including the empty one, as in Redis
+/// (`stringmatchlen` itself does not match "" against "*").
+fn matches_all(pattern: &[u8]) -> bool {
+    pattern == b"*"
 }
 
 /// FLUSHDB and FLUSHALL would delete the system of record: refused.

@@ -33,7 +33,7 @@ pub async fn watch(engine: &Engine, sess: &mut Session, argv: &[Bytes]) -> Frame
         return Frame::err("WATCH inside MULTI is not allowed");
     }
     for key in &argv[1..] {
-        if sess.watched.iter().any(|w| &w.key == key) {
+        if sess.watched.iter().any(|w| w.key == key) {
             continue;
         }
         match engine.watch(key).await {
@@ -77,8 +77,12 @@ pub async fn exec(engine: &Engine, sess: &mut Session) -> Frame {
     let mut replies = Vec::with_capacity(queue.len());
     for call in &queue {
         let reply = match call.spec.exec {
-            Exec::Session => Box::pin(super::session::run(engine, sess, call.spec, &call.argv)).await,
-            _ => data_replies.next().unwrap_or_else(|| Frame::err("missing reply")),
+            Exec::Session => {
+                Box::pin(super::session::run(engine, sess, call.spec, &call.argv)).await
+            }
+            _ => data_replies
+                .next()
+                .unwrap_or_else(|| Frame::err("missing reply")),
         };
         replies.push(reply);
     }

@@ -78,7 +78,12 @@ fn check_write(engine: &Engine, spec: &Spec, argv: &[Bytes]) -> Option<Frame> {
     };
     for key in spec.keys(argv) {
         let longest_field = match field_step {
-            Some(step) => argv[2..].iter().step_by(step).map(|f| f.len()).max().unwrap_or(0),
+            Some(step) => argv[2..]
+                .iter()
+                .step_by(step)
+                .map(|f| f.len())
+                .max()
+                .unwrap_or(0),
             None => 0,
         };
         let len = key.len() + longest_field;
@@ -102,7 +107,9 @@ pub fn unknown_command(argv: &[Bytes]) -> Frame {
         args.push_str(&format!("'{}' ", printable(&a[..a.len().min(room)])));
     }
     let name = printable(&argv[0][..argv[0].len().min(128)]);
-    Frame::err(format!("unknown command '{name}', with args beginning with: {args}"))
+    Frame::err(format!(
+        "unknown command '{name}', with args beginning with: {args}"
+    ))
 }
 
 pub fn wrong_arity(name: &str) -> Frame {

@@ -46,7 +46,9 @@ pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: Cancellat
         if Stats::get(clients) as usize >= engine.config.server.max_clients {
             Stats::add(&engine.stats.rejected_connections, 1);
             tokio::spawn(async move {
-                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
             });
             continue;
         }
@@ -58,15 +60,27 @@ pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: Cancellat
         let stop = shutdown.clone();
         connections.spawn(async move {
             connection::serve(engine.clone(), stream, session, stop).await;
-            engine.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+            engine
+                .stats
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
         });
     }
     drop(listener);
-    tracing::info!(connections = connections.len(), "shutting down: no longer accepting");
+    tracing::info!(
+        connections = connections.len(),
+        "shutting down: no longer accepting"
+    );
     connections.close();
     let grace = engine.config.server.shutdown_timeout;
-    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
-        tracing::warn!(?grace, "connections still busy after shutdown_timeout; closing them");
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "connections still busy after shutdown_timeout; closing them"
+        );
     }
     stop_background.cancel();
     background.close();

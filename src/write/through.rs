@@ -94,7 +94,15 @@ impl<C: CacheTier> WriteThrough<C> {
         let version = self.hlc.next_above(floor);
         let changed: Vec<(Bytes, Row)> = ws
             .changed()
-            .map(|(k, row)| (k.clone(), Row { entry: row.entry.clone(), version }))
+            .map(|(k, row)| {
+                (
+                    k.clone(),
+                    Row {
+                        entry: row.entry.clone(),
+                        version,
+                    },
+                )
+            })
             .collect();
         with_timeout(backend, self.timeout, txn.put(&changed)).await?;
         with_timeout(backend, self.timeout, txn.commit()).await?;
