@@ -194,7 +194,10 @@ pub fn client(sess: &mut Session, argv: &[Bytes]) -> Frame {
         }
         (b"info", 2) => Frame::Verbatim(Bytes::from(client_line(sess) + "\n")),
         (b"list", _) => Frame::Verbatim(Bytes::from(client_line(sess) + "\n")),
-        (b"no-evict" | b"no-touch", 3) => Frame::ok(),
+        (b"no-evict" | b"no-touch", 3) => match &argv[2].to_ascii_lowercase()[..] {
+            b"on" | b"off" => Frame::ok(),
+            _ => args::syntax_error(),
+        },
         (b"setname" | b"getname" | b"id" | b"setinfo" | b"info" | b"no-evict" | b"no-touch", _) => {
             arity_err()
         }
@@ -239,6 +242,20 @@ mod tests {
             .iter()
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn client_no_evict_takes_on_or_off() {
+        let mut sess = Session::default();
+        for (arg, ok) in [("on", true), ("OFF", true), ("maybe", false), ("", false)] {
+            let reply = client(&mut sess, &argv(&["client", "no-evict", arg]));
+            let want = if ok {
+                Frame::ok()
+            } else {
+                args::syntax_error()
+            };
+            assert_eq!(reply, want, "{arg:?}");
+        }
     }
 
     #[test]
