@@ -23,6 +23,9 @@
 //! - `!inline LINE`: LINE plus CRLF is sent as an inline command.
 //! - `!raw N BYTES`: BYTES sent as they are, N replies read.
 //! - `!closed`: the server must have closed the connection.
+//! - `!until REPLY`: the command is resent (polling, with a deadline) until
+//!   its reply is REPLY; the last reply is compared. A key set with a short
+//!   PX must vanish from both servers, and no sleep decides when to look.
 //!
 //! Arguments may hold `\xNN` (spelled `"\\xNN"` in the source) for bytes a
 //! `&str` cannot hold, such as 0xff. A case made with `Case::pipelined` sends
@@ -69,6 +72,9 @@ impl Case {
         }
     }
 }
+
+/// How long `!until` waits for the reply it wants.
+const EVENTUALLY: Duration = Duration::from_secs(5);
 
 const LLONG_MAX: &str = "9223372036854775807";
 const LLONG_MIN: &str = "-9223372036854775808";
@@ -633,6 +639,45 @@ static CASES: &[Case] = &[
         ],
     ),
     Case::new(
+        "keys: expiry as time passes",
+        &[
+            &["SET", "x:k", "v", "PX", "100"],
+            &["GET", "x:k"],
+            &["HSET", "x:h", "f", "v"],
+            &["PEXPIRE", "x:h", "100"],
+            &["HGETALL", "x:h"],
+            &["SET", "x:e", "v", "PX", "100"],
+            &["EXISTS", "x:e"],
+            &["!until", "$-1\r\n", "GET", "x:k"],
+            &["!until", "*0\r\n", "HGETALL", "x:h"],
+            &["!until", ":0\r\n", "EXISTS", "x:e"],
+            &["EXISTS", "x:k", "x:h", "x:e"],
+            &["TTL", "x:k"],
+            &["SETNX", "x:k", "again"],
+            &["GET", "x:k"],
+            &["TTL", "x:k"],
+            &["HSETNX", "x:h", "f", "again"],
+            &["HGETALL", "x:h"],
+        ],
+    ),
+    Case::new(
+        "hashes: large ones are compared without order",
+        &[
+            // Past 128 fields or a 64-byte value Redis switches to a hash
+            // table and its order; spillway keeps insertion order always.
+            &["HSET", "hl:h", "a", "1", "b", "2", "c", "3"],
+            &[
+                "HSET",
+                "hl:h",
+                "long",
+                "0123456789012345678901234567890123456789012345678901234567890123456789",
+            ],
+            &["!unordered", "HGETALL", "hl:h"],
+            &["!unordered", "HKEYS", "hl:h"],
+            &["HLEN", "hl:h"],
+        ],
+    ),
+    Case::new(
         "hashes: hgetall order after update, delete, re-add",
         &[
             &["HSET", "ho:h", "a", "1", "b", "2", "c", "3"],
@@ -753,6 +798,17 @@ static CASES: &[Case] = &[
             &["CLIENT"],
             &["NOSUCHCOMMAND"],
             &["NOSUCHCOMMAND", "a", "b c"],
+            &[
+                "NOSUCH",
+                "0123456789012345678901234567890123456789012345678901234567890123456789",
+                "0123456789012345678901234567890123456789012345678901234567890123456789",
+                "more",
+            ],
+            &[
+                "A0123456789012345678901234567890123456789012345678901234567890123456789\
+                 0123456789012345678901234567890123456789012345678901234567890123456789",
+                "x",
+            ],
             &["nosuch", "a", "b", "c", "d"],
             &["EXISTS", "ar:k"],
         ],
@@ -1330,6 +1386,9 @@ struct Step {
 }
 
 enum Send {
+    /// A command resent until its reply is the one given, or `EVENTUALLY`
+    /// has passed; the last reply is compared.
+    Until(Vec<u8>, Vec<u8>),
     /// Bytes to write and how many replies they produce.
     Bytes(Vec<u8>, usize),
     /// Nothing to send: see whether the server closed the connection.
@@ -1365,6 +1424,19 @@ impl Step {
         while let Some(&word) = raw.get(i) {
             match word {
                 "@b" => conn = 1,
+                "!until" => {
+                    let want = raw[i + 1].as_bytes().to_vec();
+                    let words: Vec<Vec<u8>> = raw[i + 2..]
+                        .iter()
+                        .map(|w| unescape(w.as_bytes()))
+                        .collect();
+                    return Step {
+                        conn,
+                        check,
+                        send: Send::Until(encode_command(&words), want),
+                        words,
+                    };
+                }
                 "!shape" => check = Check::Shape,
                 "!unordered" => check = Check::Unordered,
                 "!closed" => {
@@ -1416,7 +1488,7 @@ impl Step {
     fn replies(&self) -> usize {
         match self.send {
             Send::Bytes(_, n) => n,
-            Send::ExpectClose => 1,
+            Send::Until(..) | Send::ExpectClose => 1,
         }
     }
 
@@ -1462,8 +1534,9 @@ fn run_case(addr: SocketAddr, steps: &[Step], pipelined: bool) -> Vec<Result<Vec
         let mut all = Vec::new();
         for step in steps {
             assert_eq!(step.conn, 0, "a pipelined case uses one connection");
-            if let Send::Bytes(bytes, _) = &step.send {
-                all.extend_from_slice(bytes);
+            match &step.send {
+                Send::Bytes(bytes, _) => all.extend_from_slice(bytes),
+                _ => panic!("a pipelined case has only plain steps"),
             }
         }
         conn.send(&all);
@@ -1483,6 +1556,15 @@ fn run_case(addr: SocketAddr, steps: &[Step], pipelined: bool) -> Vec<Result<Vec
             Send::Bytes(bytes, n) => {
                 conn.send(bytes);
                 read_replies(conn, *n)
+            }
+            Send::Until(bytes, want) => {
+                let mut last = Err(String::new());
+                support::poll_until(EVENTUALLY, || {
+                    conn.send(bytes);
+                    last = read_replies(conn, 1);
+                    last.as_ref().map_or(true, |r| r == want)
+                });
+                last
             }
             Send::ExpectClose => Ok(if conn.is_closed_within(Duration::from_secs(5)) {
                 b"(closed)".to_vec()
