@@ -151,11 +151,18 @@ fn request_and_key_limits_refuse_before_writing() {
 fn max_clients_refuses_extra_connections() {
     let sp = Spillway::start(&[("SPILLWAY__SERVER__MAX_CLIENTS", "2")]);
     let mut a = sp.raw();
+    // The launcher's readiness probes may not have been reaped yet: wait
+    // until the server counts only this connection.
+    let only_a = support::poll_until(Duration::from_secs(10), || {
+        let info = a.cmd(&["INFO", "clients"]);
+        String::from_utf8_lossy(&info).contains("connected_clients:1\r\n")
+    });
+    assert!(only_a, "probe connections never went away");
     let mut b = sp.raw();
-    assert_eq!(a.cmd(&["PING"]), b"+PONG\r\n");
     assert_eq!(b.cmd(&["PING"]), b"+PONG\r\n");
     let mut c = sp.raw();
     assert_eq!(c.read_reply(), b"-ERR max number of clients reached\r\n");
+    assert!(c.is_closed_within(Duration::from_secs(5)));
     drop(a);
     assert!(support::poll_until(Duration::from_secs(10), || {
         let mut d = sp.raw();
