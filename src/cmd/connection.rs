@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::args;
 use crate::engine::Engine;
 use crate::resp::{Frame, Protocol};
 use crate::server::session::Session;
@@ -68,10 +69,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn hello(engine: &Engine, sess: &mut Session, argv: &[Bytes]) -> Frame {
     let mut proto = sess.proto;
     if argv.len() > 1 {
-        match std::str::from_utf8(&argv[1])
-            .ok()
-            .and_then(|v| v.parse::<i64>().ok())
-        {
+        match args::parse_i64(&argv[1]) {
             Some(2) => proto = Protocol::Resp2,
             Some(3) => proto = Protocol::Resp3,
             Some(_) => return Frame::Error("NOPROTO unsupported protocol version".into()),
@@ -125,14 +123,16 @@ pub fn hello(engine: &Engine, sess: &mut Session, argv: &[Bytes]) -> Frame {
     ])
 }
 
+/// `SELECT 0` works; Redis reads the index as a C `int` before it looks
+/// at the range, so its errors come in that order.
 pub fn select(argv: &[Bytes]) -> Frame {
-    match std::str::from_utf8(&argv[1])
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-    {
+    match args::parse_i64(&argv[1]) {
+        None => args::not_integer(),
+        Some(n) if i32::try_from(n).is_err() => {
+            Frame::err("value is out of range, value must between -2147483648 and 2147483647")
+        }
         Some(0) => Frame::ok(),
         Some(_) => Frame::err("DB index is out of range"),
-        None => Frame::err("value is not an integer or out of range"),
     }
 }
 
@@ -194,7 +194,10 @@ pub fn client(sess: &mut Session, argv: &[Bytes]) -> Frame {
         }
         (b"info", 2) => Frame::Verbatim(Bytes::from(client_line(sess) + "\n")),
         (b"list", _) => Frame::Verbatim(Bytes::from(client_line(sess) + "\n")),
-        (b"no-evict" | b"no-touch", 3) => Frame::ok(),
+        (b"no-evict" | b"no-touch", 3) => match &argv[2].to_ascii_lowercase()[..] {
+            b"on" | b"off" => Frame::ok(),
+            _ => args::syntax_error(),
+        },
         (b"setname" | b"getname" | b"id" | b"setinfo" | b"info" | b"no-evict" | b"no-touch", _) => {
             arity_err()
         }
@@ -228,4 +231,49 @@ fn client_line(sess: &Session) -> String {
         sess.addr,
         sess.multi.as_ref().map_or(-1, |q| q.len() as i64)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn client_no_evict_takes_on_or_off() {
+        let mut sess = Session::default();
+        for (arg, ok) in [("on", true), ("OFF", true), ("maybe", false), ("", false)] {
+            let reply = client(&mut sess, &argv(&["client", "no-evict", arg]));
+            let want = if ok {
+                Frame::ok()
+            } else {
+                args::syntax_error()
+            };
+            assert_eq!(reply, want, "{arg:?}");
+        }
+    }
+
+    #[test]
+    fn select_parses_the_index_as_redis_does() {
+        assert_eq!(select(&argv(&["select", "0"])), Frame::ok());
+        let not_integer = args::not_integer();
+        for bad in ["+0", "00", "-0", " 0", "0x0", ""] {
+            assert_eq!(select(&argv(&["select", bad])), not_integer, "{bad:?}");
+        }
+        let range = Frame::err("DB index is out of range");
+        assert_eq!(select(&argv(&["select", "1"])), range);
+        assert_eq!(select(&argv(&["select", "-2147483648"])), range);
+        for wide in ["2147483648", "-2147483649", "99999999999"] {
+            let reply = select(&argv(&["select", wide]));
+            assert!(
+                matches!(&reply, Frame::Error(e) if e.starts_with("ERR value is out of range")),
+                "{wide}: {reply:?}"
+            );
+        }
+    }
 }

@@ -138,10 +138,7 @@ pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
         };
         match &opt[..] {
             b"match" => pattern = Some(val.clone()),
-            b"count" => match std::str::from_utf8(val)
-                .ok()
-                .and_then(|c| c.parse::<i64>().ok())
-            {
+            b"count" => match super::args::parse_i64(val) {
                 Some(n) if n >= 1 => count = n.min(100_000) as usize,
                 Some(_) => return Frame::err("syntax error"),
                 None => return Frame::err("value is not an integer or out of range"),

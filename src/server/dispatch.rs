@@ -23,10 +23,14 @@ pub async fn dispatch(engine: &Engine, s: &mut Session, argv: Vec<Bytes>) -> Fra
         None => return refuse(s, unknown_command(&argv)),
     };
     if !spec.arity_ok(argv.len()) {
-        return refuse(s, wrong_arity(spec.name));
+        return refuse_known(s, spec, wrong_arity(spec.name));
     }
     if !s.authenticated && !NO_AUTH.contains(&spec.name) {
-        return refuse(s, Frame::Error("NOAUTH Authentication required.".into()));
+        return refuse_known(
+            s,
+            spec,
+            Frame::Error("NOAUTH Authentication required.".into()),
+        );
     }
     if s.multi.is_some() && !TXN_CONTROL.contains(&spec.name) {
         if let Some(err) = check_write(engine, spec, &argv) {
@@ -59,6 +63,19 @@ fn refuse(s: &mut Session, err: Frame) -> Frame {
         s.multi_failed = true;
     }
     err
+}
+
+/// As [`refuse`] for a command that was found. A refused EXEC discards the
+/// transaction and says so, as Redis does, even outside MULTI.
+fn refuse_known(s: &mut Session, spec: &Spec, err: Frame) -> Frame {
+    match err {
+        Frame::Error(text) if spec.name == "exec" => {
+            s.end_transaction();
+            let why = text.strip_prefix("ERR ").unwrap_or(&text);
+            Frame::Error(format!("EXECABORT Transaction discarded because of: {why}"))
+        }
+        err => refuse(s, err),
+    }
 }
 
 /// Refuses a write before anything is written: read-only policy, or a key
@@ -122,4 +139,45 @@ fn printable(b: &[u8]) -> String {
         .chars()
         .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_exec_discards_the_transaction() {
+        let mut s = Session::new(1, "test".into(), false);
+        s.multi = Some(Vec::new());
+        let exec = cmd::lookup(b"exec").unwrap();
+        assert_eq!(
+            refuse_known(&mut s, exec, wrong_arity("exec")),
+            Frame::Error(
+                "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+                    .into()
+            )
+        );
+        assert!(s.multi.is_none() && !s.multi_failed);
+
+        let noauth = Frame::Error("NOAUTH Authentication required.".into());
+        assert_eq!(
+            refuse_known(&mut s, exec, noauth),
+            Frame::Error(
+                "EXECABORT Transaction discarded because of: NOAUTH Authentication required."
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn other_refusals_inside_multi_doom_the_transaction() {
+        let mut s = Session::new(1, "test".into(), false);
+        s.multi = Some(Vec::new());
+        let get = cmd::lookup(b"get").unwrap();
+        assert_eq!(
+            refuse_known(&mut s, get, wrong_arity("get")),
+            wrong_arity("get")
+        );
+        assert!(s.multi.is_some() && s.multi_failed);
+    }
 }
