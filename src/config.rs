@@ -258,9 +258,6 @@ impl Config {
                 self.write_behind.fsync
             ));
         }
-        if self.write.policy == Policy::WriteBehind {
-            return bad("write.policy = \"write-behind\" is not available in this version; use \"write-through\" or \"read-only\"".into());
-        }
         if self.write_behind.batch_max == 0 {
             return bad("write_behind.batch_max must be at least 1".into());
         }
@@ -306,9 +303,6 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = Config::default();
         c.cache.backend = "redis".into();
-        assert!(c.validate().is_err());
-        let mut c = Config::default();
-        c.write.policy = Policy::WriteBehind;
         assert!(c.validate().is_err());
         assert!(Config::default().validate().is_ok());
     }

@@ -19,6 +19,8 @@ use crate::keyspace::{Hlc, Version, now_millis};
 use crate::resp::Frame;
 use crate::stats::Stats;
 use crate::store::{self, Store, StoreOptions};
+use crate::write::overlay::Overlay;
+use crate::write::policy::{self, Writer};
 use crate::write::through::WriteThrough;
 use crate::write::{Call, Watched};
 
@@ -37,7 +39,7 @@ pub struct Engine {
     pub aside: Arc<CacheAside<Cache>>,
     pub stats: Arc<Stats>,
     pub db_health: BackendHealth,
-    writer: WriteThrough<Cache>,
+    writer: Writer<Cache>,
     started_ms: i64,
 }
 
@@ -67,7 +69,8 @@ impl Engine {
             with_timeout(store.name(), config.database.timeout, store.max_version()).await?,
         );
         let stats = Arc::new(Stats::default());
-        let aside = Arc::new(CacheAside::new(
+        let overlay = Arc::new(Overlay::default());
+        let aside = CacheAside::new(
             cache,
             store.clone(),
             Arc::new(CacheHealth::default()),
@@ -78,14 +81,14 @@ impl Engine {
                 cache_timeout: config.cache.timeout,
                 db_timeout: config.database.timeout,
             },
-        ));
-        let writer = WriteThrough::new(
-            store.clone(),
-            aside.clone(),
-            hlc,
-            stats.clone(),
-            config.database.timeout,
         );
+        let behind = config.write.policy == Policy::WriteBehind;
+        let aside = Arc::new(if behind { aside.with_overlay(overlay.clone()) } else { aside });
+        let writer = if behind {
+            Writer::Behind(policy::open_behind(&config, store.clone(), aside.clone(), overlay, hlc).await?)
+        } else {
+            Writer::Through(WriteThrough::new(store.clone(), aside.clone(), hlc, stats.clone(), config.database.timeout))
+        };
         Ok(Arc::new(Engine {
             config,
             store,
@@ -121,18 +124,21 @@ impl Engine {
     }
 
     /// Runs writes (and the reads of a MULTI block) under the write policy.
-    /// `Ok(None)`: a watched key changed and nothing was written.
-    pub async fn write(&self, calls: &[Call], watched: &[Watched]) -> Result<Option<Vec<Frame>>> {
+    /// `Ok(None)`: a watched key changed and nothing was written. `Err`: the
+    /// error reply; nothing was written (unless it says the outcome is unknown).
+    pub async fn write(&self, calls: &[Call], watched: &[Watched]) -> std::result::Result<Option<Vec<Frame>>, Frame> {
         if self.config.write.policy == Policy::ReadOnly && calls.iter().any(|c| c.spec.is_write()) {
             return Ok(Some(vec![read_only_error(); calls.len()]));
         }
-        if !self.db_health.is_up() {
-            return Err(Error::unavailable(
-                self.store.name(),
-                "marked down after failed health checks",
-            ));
+        if matches!(self.writer, Writer::Through(_)) && !self.db_health.is_up() {
+            return Err(Frame::err(Error::unavailable(self.store.name(), "marked down after failed health checks")));
         }
         self.writer.execute(calls, watched).await
+    }
+
+    /// The write-behind state, for INFO.
+    pub fn behind(&self) -> Option<&policy::Behind<Cache>> {
+        self.writer.behind()
     }
 
     /// What WATCH remembers about a key: its version and expiry now.
@@ -219,8 +225,10 @@ impl Engine {
         }
     }
 
-    /// Closes backend connections at shutdown.
-    pub async fn close(&self) {
+    /// Shutdown, after the connections are done: drain the write-behind
+    /// queue until `deadline`, sync the WAL, close backend connections.
+    pub async fn close(&self, deadline: std::time::Instant) {
+        self.writer.close(deadline).await;
         self.store.close().await;
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod health;
+pub mod processor;
 pub mod keyspace;
 pub mod resp;
 pub mod server;

@@ -19,6 +19,7 @@ use crate::error::{Error, Result, with_timeout};
 use crate::health::CacheHealth;
 use crate::keyspace::{Row, WorkingSet};
 use crate::stats::Stats;
+use crate::write::overlay::Overlay;
 use crate::store::Store;
 
 type Outcome = Option<std::result::Result<Row, Arc<Error>>>;
@@ -37,6 +38,8 @@ pub struct CacheAside<C> {
     /// In-flight reads by key. Weak: only the leader owns its flight, so a
     /// cancelled leader drops the sender and its followers read alone.
     flights: Mutex<HashMap<Bytes, Weak<Flight>>>,
+    /// Pending write-behind writes, consulted before anything else.
+    overlay: Option<Arc<Overlay>>,
     ttl: Duration,
     negative_ttl: Duration,
     timeout: Duration,
@@ -66,11 +69,18 @@ impl<C: CacheTier> CacheAside<C> {
             health,
             stats,
             flights: Mutex::new(HashMap::new()),
+            overlay: None,
             ttl: opts.ttl,
             negative_ttl: opts.negative_ttl,
             timeout: opts.cache_timeout,
             db_timeout: opts.db_timeout,
         }
+    }
+
+    /// Reads see pending write-behind writes before anything else.
+    pub fn with_overlay(mut self, overlay: Arc<Overlay>) -> Self {
+        self.overlay = Some(overlay);
+        self
     }
 
     pub fn cache(&self) -> &C {
@@ -81,56 +91,70 @@ impl<C: CacheTier> CacheAside<C> {
         &self.health
     }
 
-    /// Loads `keys` into a working set: cache first, then the database for
-    /// misses. Fails only when a miss cannot be read from the database.
+    /// Loads `keys` into a working set: pending writes first, then the
+    /// cache, then the database for misses. Fails only when a miss cannot be
+    /// read from the database.
     pub async fn read(&self, keys: &[&Bytes], now_ms: i64) -> Result<WorkingSet> {
-        let mut ws = WorkingSet::new(now_ms);
         let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
         for k in keys {
             if !unique.iter().any(|u| u == *k) {
                 unique.push((*k).clone());
             }
         }
+        let rows = self.rows(&unique).await?;
+        let mut ws = WorkingSet::new(now_ms);
+        for (key, row) in unique.into_iter().zip(rows) {
+            ws.load(key, row);
+        }
+        Ok(ws)
+    }
+
+    /// The current rows of distinct `keys`, in order, from the overlay of
+    /// pending writes, the cache, or the database.
+    pub async fn rows(&self, keys: &[Bytes]) -> Result<Vec<Row>> {
+        let mut rows: Vec<Option<Row>> = match &self.overlay {
+            Some(overlay) => keys.iter().map(|k| overlay.get(k)).collect(),
+            None => vec![None; keys.len()],
+        };
+        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| rows[i].is_none()).collect();
+        if wanted.is_empty() {
+            return Ok(rows.into_iter().flatten().collect());
+        }
+        let wanted_keys: Vec<Bytes> = wanted.iter().map(|&i| keys[i].clone()).collect();
         let use_cache = self.health.usable();
         let cached = if use_cache {
-            match with_timeout(
-                self.cache.name(),
-                self.timeout,
-                self.cache.get_many(&unique),
-            )
-            .await
-            {
+            match with_timeout(self.cache.name(), self.timeout, self.cache.get_many(&wanted_keys)).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     Stats::add(&self.stats.cache_errors, 1);
                     tracing::debug!(error = %e, "cache read failed; reading the database");
-                    vec![None; unique.len()]
+                    vec![None; wanted.len()]
                 }
             }
         } else {
-            vec![None; unique.len()]
+            vec![None; wanted.len()]
         };
         let mut misses = Vec::new();
-        for (key, row) in unique.into_iter().zip(cached) {
+        let mut miss_at = Vec::new();
+        for ((&i, key), row) in wanted.iter().zip(wanted_keys).zip(cached) {
             match row {
                 Some(row) => {
                     Stats::add(&self.stats.cache_hits, 1);
-                    ws.load(key, row);
+                    rows[i] = Some(row);
                 }
-                None => misses.push(key),
+                None => {
+                    misses.push(key);
+                    miss_at.push(i);
+                }
             }
         }
-        if misses.is_empty() {
-            return Ok(ws);
+        if !misses.is_empty() {
+            Stats::add(&self.stats.cache_misses, misses.len() as u64);
+            for (i, row) in miss_at.into_iter().zip(self.load_shared(&misses, use_cache).await?) {
+                rows[i] = Some(row);
+            }
         }
-        Stats::add(&self.stats.cache_misses, misses.len() as u64);
-        for (key, row) in misses
-            .iter()
-            .zip(self.load_shared(&misses, use_cache).await?)
-        {
-            ws.load(key.clone(), row);
-        }
-        Ok(ws)
+        Ok(rows.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// Misses: join the in-flight reads of keys someone already reads, and

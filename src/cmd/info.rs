@@ -98,9 +98,7 @@ async fn write_section(engine: &Engine, section: &str, out: &mut String) {
             g(&st.db_commits),
             policy_name(engine),
         ),
-        "writebehind" => out.write_str(
-            "# WriteBehind\r\nwb_pending:0\r\nwb_pending_bytes:0\r\nwb_oldest_pending_ms:0\r\nwal_bytes:0\r\nwal_fsyncs:0\r\ncheckpoint_seq:0\r\nwb_retries:0\r\nwb_dead_letters:0\r\n",
-        ),
+        "writebehind" => write_behind(engine, out),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             let store = &engine.store;
@@ -120,4 +118,27 @@ fn policy_name(engine: &Engine) -> &'static str {
         crate::config::Policy::WriteBehind => "write-behind",
         crate::config::Policy::ReadOnly => "read-only",
     }
+}
+
+fn write_behind(engine: &Engine, out: &mut String) -> std::fmt::Result {
+    let Some(b) = engine.behind() else {
+        return out.write_str("# WriteBehind\r\nwb_pending:0\r\nwb_pending_bytes:0\r\nwb_oldest_pending_ms:0\r\nwal_bytes:0\r\nwal_fsyncs:0\r\ncheckpoint_seq:0\r\nwb_retries:0\r\nwb_dead_letters:0\r\n");
+    };
+    let backlog = &b.writer.backlog;
+    let wal = b.writer.wal.stats();
+    write!(
+        out,
+        "# WriteBehind\r\nwb_instance:{}\r\nwb_pending:{}\r\nwb_pending_bytes:{}\r\nwb_pending_keys:{}\r\nwb_oldest_pending_ms:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nwal_appends:{}\r\nwal_segments:{}\r\ncheckpoint_seq:{}\r\nwb_retries:{}\r\nwb_dead_letters:0\r\n",
+        b.instance,
+        backlog.pending(),
+        backlog.pending_bytes(),
+        b.writer.overlay.len(),
+        backlog.oldest_pending().as_millis(),
+        wal.bytes,
+        wal.fsyncs,
+        wal.appends,
+        wal.segments,
+        backlog.checkpoint(),
+        backlog.retries(),
+    )
 }

@@ -70,7 +70,7 @@ pub async fn exec(engine: &Engine, sess: &mut Session) -> Frame {
         match engine.write(&data, &watched).await {
             Ok(Some(replies)) => replies,
             Ok(None) => return Frame::NullArray,
-            Err(e) => return Frame::err(e),
+            Err(reply) => return reply,
         }
     }
     .into_iter();

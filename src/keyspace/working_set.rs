@@ -91,6 +91,15 @@ impl WorkingSet {
         }
     }
 
+    /// Deletes `key` whatever it was loaded as: a write-behind DEL logged
+    /// while the key's current state is unknown (database down).
+    pub fn force_delete(&mut self, key: &[u8]) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.row.entry = None;
+            slot.changed = true;
+        }
+    }
+
     /// The version the key had when it was loaded (WATCH compares these).
     pub fn loaded_version(&self, key: &[u8]) -> Version {
         self.slots.get(key).map_or(Version::ZERO, |s| s.row.version)

@@ -50,7 +50,7 @@ pub async fn dispatch(engine: &Engine, s: &mut Session, argv: Vec<Bytes>) -> Fra
             match engine.write(&[Call { spec, argv }], &[]).await {
                 Ok(Some(mut replies)) => replies.pop().unwrap_or_else(|| Frame::err("no reply")),
                 Ok(None) => Frame::NullArray,
-                Err(e) => Frame::err(e),
+                Err(reply) => reply,
             }
         }
         Exec::Session => cmd::session::run(engine, s, spec, &argv).await,

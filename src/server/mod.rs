@@ -85,6 +85,6 @@ pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: Cancellat
     stop_background.cancel();
     background.close();
     background.wait().await;
-    engine.close().await;
+    engine.close(deadline).await;
     tracing::info!("shutdown complete");
 }

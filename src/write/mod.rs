@@ -2,7 +2,11 @@
 //! policy decides where it must be before the client hears success.
 //! Write-through lives here now; write-behind joins it with the WAL.
 
+pub mod behind;
 pub mod locks;
+pub mod overlay;
+pub mod policy;
+pub mod record;
 pub mod through;
 
 use bytes::Bytes;
@@ -33,5 +37,29 @@ impl Watched {
             return true;
         }
         matches!(self.expire_at, Some(at) if at <= ws.now_ms())
+    }
+}
+
+/// Every distinct key the calls and the watched keys name, in first-seen order.
+pub fn call_keys(calls: &[Call], watched: &[Watched]) -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = Vec::new();
+    let named = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).chain(watched.iter().map(|w| &w.key));
+    for k in named {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    keys
+}
+
+/// True when a call's reply and effect do not depend on the keys' current
+/// values, so write-behind may log it while the database is unreachable.
+pub fn is_blind(call: &Call) -> bool {
+    match call.spec.name {
+        "setex" | "psetex" | "mset" | "del" | "unlink" => true,
+        "set" => !call.argv[3..].iter().any(|a| {
+            matches!(a.to_ascii_lowercase().as_slice(), b"nx" | b"xx" | b"get" | b"keepttl")
+        }),
+        _ => false,
     }
 }

@@ -55,19 +55,7 @@ impl<C: CacheTier> WriteThrough<C> {
     /// Runs `calls` as one atomic unit. `Ok(None)` when a watched key changed
     /// (EXEC's nil reply); nothing was written then.
     pub async fn execute(&self, calls: &[Call], watched: &[Watched]) -> Result<Option<Vec<Frame>>> {
-        let mut keys: Vec<Bytes> = Vec::new();
-        for call in calls {
-            for k in call.spec.keys(&call.argv) {
-                if !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-        }
-        for w in watched {
-            if !keys.contains(&w.key) {
-                keys.push(w.key.clone());
-            }
-        }
+        let keys = super::call_keys(calls, watched);
         let _local = self.locks.lock(&keys).await;
         let backend = self.store.name();
         let (mut txn, rows) = with_timeout(backend, self.timeout, self.store.begin(&keys)).await?;

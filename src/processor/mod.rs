@@ -1,0 +1,190 @@
+//! The write-behind event processor: takes logged writes off the queue in
+//! batches (up to `batch_max` records or whatever arrived within
+//! `flush_interval`), coalesces them per key (records carry resulting rows,
+//! so the write with the highest sequence wins), and applies each batch in
+//! one database transaction that also advances this instance's checkpoint.
+//!
+//! The checkpoint is the highest sequence S such that every record at or
+//! below S is applied. Appenders hand records over in whatever order their
+//! WAL appends complete, so the processor tracks applied sequences and only
+//! advances over a contiguous run. After a batch commits it invalidates the
+//! cache entries of its keys (a fill that raced the pending write cannot
+//! outlive it), then retires the keys from the overlay.
+
+pub mod backlog;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use backlog::Backlog;
+
+use crate::cache::CacheTier;
+use crate::cache::aside::CacheAside;
+use crate::error::with_timeout;
+use crate::keyspace::Row;
+use crate::store::Store;
+use crate::wal::{Seq, Wal};
+use crate::write::overlay::Overlay;
+
+/// One logged write on its way to the database.
+pub struct Item {
+    pub seq: u64,
+    pub rows: Vec<(Bytes, Row)>,
+    pub bytes: u64,
+}
+
+/// Batching limits: `[write_behind]` of the config.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessorOptions {
+    pub batch_max: usize,
+    pub flush_interval: Duration,
+    pub db_timeout: Duration,
+}
+
+/// Everything the processor needs, owned by its task.
+pub struct Processor<C> {
+    pub rx: mpsc::UnboundedReceiver<Item>,
+    pub store: Arc<dyn Store>,
+    pub aside: Arc<CacheAside<C>>,
+    pub overlay: Arc<Overlay>,
+    pub wal: Arc<Wal>,
+    pub backlog: Arc<Backlog>,
+    pub instance: String,
+    pub opts: ProcessorOptions,
+    /// Highest sequence applied with everything below it.
+    pub checkpoint: u64,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl<C: CacheTier> Processor<C> {
+    /// Runs until `stop` is cancelled and the queue is empty, or until the
+    /// sender side is gone.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut applied_ahead: BTreeSet<u64> = BTreeSet::new();
+        loop {
+            let Some(batch) = self.next_batch(&stop).await else {
+                return;
+            };
+            let mut through = self.checkpoint;
+            let mut ahead = applied_ahead.clone();
+            ahead.extend(batch.iter().map(|i| i.seq));
+            while ahead.remove(&(through + 1)) {
+                through += 1;
+            }
+            let rows = coalesce(&batch);
+            if !self.apply_until_done(through, &rows, &stop).await {
+                tracing::warn!(pending = self.backlog.pending(), "shutdown deadline passed before the queue drained; the WAL replays the rest at the next start");
+                return;
+            }
+            applied_ahead = ahead;
+            self.checkpoint = through;
+            let keys: Vec<Bytes> = rows.iter().map(|(k, _, _)| k.clone()).collect();
+            self.aside.invalidate(&keys).await;
+            for (key, seq, _) in &rows {
+                self.overlay.applied(key, *seq);
+            }
+            self.backlog.done(batch.iter().map(|i| i.bytes));
+            self.backlog.set_checkpoint(through);
+            if let Err(e) = self.wal.checkpoint(Seq(through)) {
+                tracing::warn!(error = %e, "cannot advance the WAL checkpoint; segments are kept");
+            }
+        }
+    }
+
+    /// Waits for the first item, then gathers more until `batch_max` or
+    /// `flush_interval`. `None`: stopped with nothing left to apply.
+    async fn next_batch(&mut self, stop: &CancellationToken) -> Option<Vec<Item>> {
+        let first = tokio::select! {
+            item = self.rx.recv() => item?,
+            _ = stop.cancelled() => match self.rx.try_recv() {
+                Ok(item) => item,
+                Err(_) => return None,
+            },
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + self.opts.flush_interval;
+        while batch.len() < self.opts.batch_max {
+            match self.rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) if stop.is_cancelled() => break,
+                Err(_) => match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some(item)) => batch.push(item),
+                    _ => break,
+                },
+            }
+        }
+        Some(batch)
+    }
+
+    /// Applies one batch, retrying transient failures with exponential
+    /// backoff and jitter until it commits. Nothing acknowledged is dropped:
+    /// false only when the shutdown deadline passed first (the WAL keeps it).
+    async fn apply_until_done(&self, through: u64, rows: &[(Bytes, u64, Row)], stop: &CancellationToken) -> bool {
+        let batch: Vec<(Bytes, Row)> = rows.iter().map(|(k, _, r)| (k.clone(), r.clone())).collect();
+        let mut backoff = BACKOFF_MIN;
+        let mut last_log: Option<tokio::time::Instant> = None;
+        loop {
+            let result = with_timeout(
+                self.store.name(),
+                self.opts.db_timeout,
+                self.store.apply(&self.instance, through, &batch),
+            )
+            .await;
+            let Err(e) = result else { return true };
+            self.backlog.retried();
+            if last_log.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+                tracing::warn!(error = %e, rows = batch.len(), through, "write-behind batch not applied; retrying");
+                last_log = Some(tokio::time::Instant::now());
+            }
+            let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff + jitter) => {}
+                // At shutdown, keep trying only as long as the drain deadline allows.
+                _ = stop.cancelled(), if self.backlog.drain_expired() => return false,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+/// The last write of each key in the batch: `(key, seq, row)`.
+fn coalesce(batch: &[Item]) -> Vec<(Bytes, u64, Row)> {
+    let mut latest: HashMap<&Bytes, (u64, &Row)> = HashMap::new();
+    for item in batch {
+        for (key, row) in &item.rows {
+            let newer = latest.get(key).is_none_or(|(seq, _)| *seq < item.seq);
+            if newer {
+                latest.insert(key, (item.seq, row));
+            }
+        }
+    }
+    latest.into_iter().map(|(k, (seq, row))| (k.clone(), seq, row.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Version;
+
+    #[test]
+    fn coalescing_keeps_the_highest_sequence_per_key_whatever_the_arrival_order() {
+        let row = |v| Row { entry: None, version: Version(v) };
+        let k = Bytes::from_static(b"k");
+        let j = Bytes::from_static(b"j");
+        let batch = vec![
+            Item { seq: 5, rows: vec![(k.clone(), row(50))], bytes: 1 },
+            Item { seq: 3, rows: vec![(k.clone(), row(30)), (j.clone(), row(31))], bytes: 1 },
+        ];
+        let mut out = coalesce(&batch);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(out, vec![(j, 3, row(31)), (k, 5, row(50))]);
+    }
+}

@@ -1,0 +1,122 @@
+//! Write-behind: a write is acknowledged once it is in the WAL (fsynced
+//! under `fsync = "always"`) and in the overlay of pending writes; the event
+//! processor applies it to the database later (CONTRACT invariant 2).
+//!
+//! 1. lock the keys in-process (per-key order: one writer of a key at a time);
+//! 2. load their rows: pending writes first, then cache, then database. If
+//!    the database is needed and down, only blind writes (SET, MSET, DEL …)
+//!    go on, with the unknown keys taken as absent; others fail, unlogged;
+//! 3. run the handlers; stamp changed rows with a new version;
+//! 4. wait for room in the backlog (or refuse with BUSY);
+//! 5. append one WAL record with the resulting rows (a MULTI block is one
+//!    record); a failed append fails the write and logs nothing;
+//! 6. add the rows to the overlay, invalidate the cache, queue them for the
+//!    processor, reply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::locks::KeyLocks;
+use super::{Call, Watched, call_keys, is_blind, record};
+use crate::cache::CacheTier;
+use crate::cache::aside::CacheAside;
+use crate::cmd::Exec;
+use crate::error::{Error, Result};
+use crate::keyspace::{Hlc, Row, Version, WorkingSet, now_millis};
+use crate::processor::{Backlog, Item, backlog::BUSY};
+use crate::resp::Frame;
+use crate::wal::Wal;
+use crate::write::overlay::Overlay;
+
+pub struct WriteBehind<C> {
+    pub aside: Arc<CacheAside<C>>,
+    pub hlc: Arc<Hlc>,
+    pub wal: Arc<Wal>,
+    pub overlay: Arc<Overlay>,
+    pub backlog: Arc<Backlog>,
+    pub queue: mpsc::UnboundedSender<Item>,
+    pub backpressure_wait: Duration,
+    pub locks: KeyLocks,
+}
+
+/// Why a write-behind write was refused before anything was logged.
+#[derive(Debug)]
+pub enum Refusal {
+    Busy,
+    Backend(Error),
+}
+
+impl<C: CacheTier> WriteBehind<C> {
+    /// Runs `calls` as one unit. `Ok(None)`: a watched key changed.
+    pub async fn execute(&self, calls: &[Call], watched: &[Watched]) -> Result<Option<Vec<Frame>>, Refusal> {
+        let keys = call_keys(calls, watched);
+        let _local = self.locks.lock(&keys).await;
+        let mut ws = WorkingSet::new(now_millis());
+        let blind_unknown = match self.aside.rows(&keys).await {
+            Ok(rows) => {
+                for (key, row) in keys.iter().zip(rows) {
+                    ws.load(key.clone(), row);
+                }
+                false
+            }
+            Err(e) if watched.is_empty() && calls.iter().all(is_blind) => {
+                tracing::debug!(error = %e, "database unreachable; logging a blind write");
+                for key in &keys {
+                    ws.load(key.clone(), self.overlay.get(key).unwrap_or_default());
+                }
+                true
+            }
+            Err(e) => return Err(Refusal::Backend(e)),
+        };
+        if watched.iter().any(|w| w.broken(&ws)) {
+            return Ok(None);
+        }
+        let mut replies = Vec::with_capacity(calls.len());
+        for call in calls {
+            replies.push(match call.spec.exec {
+                Exec::Read(h) | Exec::Write(h) => h(&call.argv, &mut ws),
+                Exec::Session => Frame::err("command not allowed here"),
+            });
+            if blind_unknown && matches!(call.spec.name, "del" | "unlink") {
+                for key in call.spec.keys(&call.argv) {
+                    ws.force_delete(key);
+                }
+            }
+        }
+        if !ws.has_changes() {
+            return Ok(Some(replies));
+        }
+        let floor = keys.iter().map(|k| ws.loaded_version(k)).max().unwrap_or(Version::ZERO);
+        let version = self.hlc.next_above(floor);
+        let rows: Vec<(Bytes, Row)> = ws
+            .changed()
+            .map(|(k, row)| (k.clone(), Row { entry: row.entry.clone(), version }))
+            .collect();
+        if !self.backlog.wait_for_room(self.backpressure_wait).await {
+            return Err(Refusal::Busy);
+        }
+        let payload = record::encode(&rows);
+        let bytes = payload.len() as u64;
+        let seq = self.wal.append(version.0, payload).await.map_err(Refusal::Backend)?;
+        self.overlay.insert(seq.0, &rows);
+        self.backlog.logged(bytes);
+        let changed: Vec<Bytes> = rows.iter().map(|(k, _)| k.clone()).collect();
+        self.aside.invalidate(&changed).await;
+        // The processor only stops after the write path at shutdown; a send
+        // error cannot lose the write: it is in the WAL and replayed.
+        let _ = self.queue.send(Item { seq: seq.0, rows, bytes });
+        Ok(Some(replies))
+    }
+}
+
+impl Refusal {
+    pub fn into_frame(self) -> Frame {
+        match self {
+            Refusal::Busy => Frame::Error(BUSY.into()),
+            Refusal::Backend(e) => Frame::err(e),
+        }
+    }
+}
