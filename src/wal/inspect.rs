@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::recovery::{self, CorruptAt};
+use super::scan::{self, CorruptAt};
 use super::segment;
 use super::{Seq, TornTail};
 use crate::error::{Error, Result};
@@ -71,7 +71,7 @@ impl std::fmt::Display for VerifyReport {
 /// read; damage is in the report.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let segments = segment::list(dir)?;
-    let walk = recovery::walk(&segments, |_, _, _| {})?;
+    let walk = scan::walk(&segments, |_, _, _| {})?;
     let mut report = VerifyReport {
         segments: segments.len(),
         records: walk.records,
@@ -103,7 +103,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
 pub fn inspect(dir: &Path, out: &mut impl Write) -> Result<()> {
     let segments = segment::list(dir)?;
     let mut write_err = None;
-    let walk = recovery::walk(&segments, |seg, off, rec| {
+    let walk = scan::walk(&segments, |seg, off, rec| {
         if write_err.is_some() {
             return;
         }

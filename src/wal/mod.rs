@@ -3,9 +3,10 @@
 //!
 //! - [`frame`]: byte layout of segment headers and record frames.
 //! - [`segment`]: segment files, directory fsync, the checkpoint file.
-//! - [`writer`]: the group-commit thread that owns the active segment.
-//! - [`recovery`]: reading the log back at start; torn tail vs corruption.
-//! - [`inspect`]: `verify` and `inspect` for the `spillway wal` commands.
+//! - `writer`: the group-commit thread that owns the active segment.
+//! - [`scan`]: the read-only walk over the segments; torn tail vs corruption.
+//! - [`recovery`]: startup: cut a torn tail, refuse corruption, drop applied segments.
+//! - [`mod@inspect`]: [`verify`] and [`inspect()`] for the `spillway wal` commands.
 //!
 //! Lifecycle: [`Wal::open`] recovers the records not yet applied (above the
 //! checkpoint) and starts the writer; [`Wal::append`] returns a [`Seq`] once
@@ -18,6 +19,7 @@
 pub mod frame;
 pub mod inspect;
 pub mod recovery;
+pub mod scan;
 pub mod segment;
 mod writer;
 
@@ -34,7 +36,7 @@ use crate::config::WriteBehindConfig;
 use crate::error::{Error, Result};
 
 pub use self::inspect::{VerifyReport, inspect, verify};
-pub use self::recovery::CorruptAt;
+pub use self::scan::CorruptAt;
 pub use self::segment::read_checkpoint_file;
 use self::writer::{Request, Shared, Writer};
 
@@ -42,6 +44,13 @@ use self::writer::{Request, Shared, Writer};
 /// restarts, so "applied up to S" (the checkpoint) is one number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Seq(pub u64);
+
+impl Seq {
+    /// The seq after this one (saturating: seqs near the top are refused at open).
+    pub fn next(self) -> Seq {
+        Seq(self.0.saturating_add(1))
+    }
+}
 
 impl std::fmt::Display for Seq {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -297,4 +306,77 @@ impl Wal {
 
 fn closed() -> Error {
     Error::unavailable("wal", "the write-ahead log is closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsync_policy_parses_the_config_words() {
+        assert_eq!(
+            "always".parse::<FsyncPolicy>().unwrap(),
+            FsyncPolicy::Always
+        );
+        assert_eq!(
+            "everysec".parse::<FsyncPolicy>().unwrap(),
+            FsyncPolicy::EverySec
+        );
+        assert_eq!("never".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Never);
+        let err = "Always".parse::<FsyncPolicy>().unwrap_err().to_string();
+        assert!(err.contains("write_behind.fsync"), "{err}");
+        let opts = WalOptions::from_config(&WriteBehindConfig::default()).unwrap();
+        assert_eq!(
+            (opts.fsync, opts.segment_bytes),
+            (FsyncPolicy::Always, 64 << 20)
+        );
+    }
+
+    #[test]
+    fn seq_orders_displays_and_saturates() {
+        assert!(Seq(2) > Seq(1));
+        assert_eq!(Seq(41).next().to_string(), "42");
+        assert_eq!(Seq(u64::MAX).next(), Seq(u64::MAX));
+    }
+
+    #[tokio::test]
+    async fn one_appender_at_a_time_costs_one_fsync_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions {
+            dir: dir.path().into(),
+            fsync: FsyncPolicy::Always,
+            segment_bytes: 1 << 20,
+        };
+        let (wal, _) = Wal::open(opts, Seq(0)).unwrap();
+        for i in 1..=3 {
+            assert_eq!(
+                wal.append(i, Bytes::from_static(b"v")).await.unwrap(),
+                Seq(i)
+            );
+        }
+        let s = wal.stats();
+        assert_eq!(
+            (s.appends, s.fsyncs, s.last_seq, s.segments),
+            (3, 3, Seq(3), 1)
+        );
+        wal.close().await.unwrap();
+        wal.close().await.unwrap();
+        assert!(
+            wal.append(4, Bytes::new())
+                .await
+                .unwrap_err()
+                .is_retryable()
+        );
+    }
+
+    #[test]
+    fn zero_segment_size_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions {
+            dir: dir.path().into(),
+            fsync: FsyncPolicy::Never,
+            segment_bytes: 0,
+        };
+        assert!(matches!(Wal::open(opts, Seq(0)), Err(Error::Config(_))));
+    }
 }

@@ -1,266 +1,20 @@
-//! Reading the log back: the read-only walk over all segments shared by
-//! startup, `verify` and `inspect`, and the startup recovery built on it.
-//!
-//! Recovery policy (what a damaged log means):
-//!
-//! - **Torn tail**: the last segment ends in bytes that are not an intact
-//!   frame (a partial frame, a bad CRC, garbage) and no intact frame follows
-//!   them. This is what a crash in the middle of a write leaves; those bytes
-//!   were never acknowledged under `fsync = always`. They are cut off at the
-//!   last good record and the cut is logged.
-//! - **Corruption**: anything else. A damaged frame with an intact one after
-//!   it, damage anywhere in a segment that is not the last, a foreign or
-//!   unreadable header, or a break in seq continuity. Records past the damage
-//!   may have been acknowledged, so guessing would silently lose them: open
-//!   refuses, naming the segment file and byte offset, and an operator
-//!   decides (`spillway wal verify` shows the same report).
+//! Startup recovery: drops the segments the checkpoint has passed, walks
+//! the rest (see [`super::scan`] for what counts as a torn tail and what as
+//! corruption), cuts a torn tail, refuses corruption, and prepares the
+//! segment the writer appends to.
 
 use std::fs::{self, File, OpenOptions};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use bytes::Bytes;
-
-use super::frame::{self, FRAME_HEADER_LEN, HeaderError, SEGMENT_HEADER_LEN};
+use super::frame::SEGMENT_HEADER_LEN;
+use super::scan::{Walk, walk};
 use super::segment::{self, SegmentFile};
 use super::{Record, Seq, TornTail};
 use crate::error::{Error, Result};
 
-/// Where and why the log is corrupt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CorruptAt {
-    pub segment: PathBuf,
-    pub offset: u64,
-    pub reason: String,
-}
-
-impl CorruptAt {
-    /// The error open returns: names the segment file and the byte offset.
-    pub fn to_error(&self) -> Error {
-        Error::Corruption {
-            backend: "wal",
-            detail: format!(
-                "segment {} at byte offset {}: {}",
-                self.segment.display(),
-                self.offset,
-                self.reason
-            ),
-        }
-    }
-}
-
-/// What a walk over the segments found.
-#[derive(Debug, Default)]
-pub struct Walk {
-    pub records: u64,
-    pub first_seq: Option<Seq>,
-    pub last_seq: Option<Seq>,
-    /// Sum of the segment file sizes as found.
-    pub bytes: u64,
-    /// Length of the last segment up to its last intact record.
-    pub last_good_len: u64,
-    pub torn: Option<TornTail>,
-    /// The first corruption; the walk stops there.
-    pub corrupt: Option<CorruptAt>,
-}
-
-/// How often a long replay reports progress.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-
-/// Reads every segment in order, checking headers, frames, CRCs and seq
-/// continuity, and hands each intact record (with its segment and offset) to
-/// `on_record`. Never modifies anything. Only I/O errors are `Err`; damage
-/// is reported in the returned [`Walk`].
-pub fn walk(
-    segments: &[SegmentFile],
-    mut on_record: impl FnMut(&SegmentFile, u64, Record),
-) -> Result<Walk> {
-    let mut w = Walk::default();
-    let started = Instant::now();
-    let mut last_report = started;
-    let mut expected: Option<Seq> = None;
-    for (i, seg) in segments.iter().enumerate() {
-        let is_last = i + 1 == segments.len();
-        let data = Bytes::from(fs::read(&seg.path)?);
-        w.bytes += data.len() as u64;
-        if let Some(exp) = expected
-            && seg.first != exp
-        {
-            w.corrupt = Some(corrupt(
-                seg,
-                0,
-                format!(
-                    "starts at seq {} but the previous segment ends before seq {exp}",
-                    seg.first
-                ),
-            ));
-            return Ok(w);
-        }
-        let scan = scan_segment(&data, seg, is_last, &mut |off, rec| {
-            w.first_seq.get_or_insert(rec.seq);
-            w.last_seq = Some(rec.seq);
-            w.records += 1;
-            if w.records % 4096 == 0 && last_report.elapsed() >= PROGRESS_EVERY {
-                last_report = Instant::now();
-                log_progress(&w, started);
-            }
-            on_record(seg, off, rec);
-        });
-        expected = Some(scan.next);
-        match scan.end {
-            End::Clean => {}
-            End::Torn(at) => {
-                w.torn = Some(TornTail {
-                    segment: seg.path.clone(),
-                    offset: at,
-                    bytes: data.len() as u64 - at,
-                });
-            }
-            End::Corrupt(at, reason) => {
-                w.corrupt = Some(corrupt(seg, at, reason));
-                return Ok(w);
-            }
-        }
-        if is_last {
-            w.last_good_len = scan.good_len;
-        }
-    }
-    if started.elapsed() >= PROGRESS_EVERY {
-        log_progress(&w, started);
-    }
-    Ok(w)
-}
-
-fn log_progress(w: &Walk, started: Instant) {
-    let secs = started.elapsed().as_secs_f64().max(1e-3);
-    tracing::info!(
-        records = w.records,
-        bytes = w.bytes,
-        records_per_sec = (w.records as f64 / secs) as u64,
-        mib_per_sec = format!("{:.1}", w.bytes as f64 / secs / (1 << 20) as f64),
-        "WAL replay in progress"
-    );
-}
-
-fn corrupt(seg: &SegmentFile, offset: u64, reason: String) -> CorruptAt {
-    CorruptAt {
-        segment: seg.path.clone(),
-        offset,
-        reason,
-    }
-}
-
-/// How a segment's bytes end.
-enum End {
-    Clean,
-    Torn(u64),
-    Corrupt(u64, String),
-}
-
-struct SegmentScan {
-    /// Offset just past the last intact record (or the header).
-    good_len: u64,
-    /// The seq the next record must carry.
-    next: Seq,
-    end: End,
-}
-
-fn scan_segment(
-    data: &Bytes,
-    seg: &SegmentFile,
-    is_last: bool,
-    on_record: &mut dyn FnMut(u64, Record),
-) -> SegmentScan {
-    let mut next = seg.first;
-    let header_damage = match frame::decode_segment_header(data) {
-        Ok(first) if first == seg.first => None,
-        Ok(first) => Some(format!(
-            "header declares first seq {first} but the file name says {}",
-            seg.first
-        )),
-        Err(HeaderError::Short) if is_last => {
-            // A segment whose creation was cut short: it holds nothing.
-            return SegmentScan {
-                good_len: 0,
-                next,
-                end: End::Torn(0),
-            };
-        }
-        Err(HeaderError::Short) => Some("incomplete segment header".to_string()),
-        Err(HeaderError::BadMagic) => Some("not a spillway WAL segment (bad magic)".to_string()),
-        Err(HeaderError::Format(v)) => Some(format!(
-            "WAL format version {v} is not supported (this build reads {})",
-            frame::FORMAT_VERSION
-        )),
-    };
-    if let Some(reason) = header_damage {
-        return SegmentScan {
-            good_len: 0,
-            next,
-            end: End::Corrupt(0, reason),
-        };
-    }
-    let mut off = SEGMENT_HEADER_LEN;
-    while off < data.len() {
-        let f = match frame::decode_frame(data, off) {
-            Ok(f) => f,
-            Err(e) => {
-                let end = if !is_last {
-                    End::Corrupt(off as u64, format!("{e} in a segment that is not the last"))
-                } else if let Some((at, seq)) = intact_frame_after(data, off, next) {
-                    End::Corrupt(
-                        off as u64,
-                        format!("{e}, yet an intact record (seq {seq}) follows at offset {at}"),
-                    )
-                } else {
-                    End::Torn(off as u64)
-                };
-                return SegmentScan {
-                    good_len: off as u64,
-                    next,
-                    end,
-                };
-            }
-        };
-        if f.seq != next {
-            let reason = format!("record carries seq {} where seq {next} was expected", f.seq);
-            return SegmentScan {
-                good_len: off as u64,
-                next,
-                end: End::Corrupt(off as u64, reason),
-            };
-        }
-        let rec = Record {
-            seq: f.seq,
-            version: f.version,
-            payload: data.slice(f.payload),
-        };
-        on_record(off as u64, rec);
-        next = Seq(next.0 + 1);
-        off = f.end;
-    }
-    SegmentScan {
-        good_len: off as u64,
-        next,
-        end: End::Clean,
-    }
-}
-
-/// Looks for an intact frame anywhere after a damaged one at `from`: its
-/// presence turns a "torn tail" into corruption. Only offsets whose seq
-/// field could belong to a later record are CRC-checked, which keeps the
-/// search cheap on garbage.
-fn intact_frame_after(data: &[u8], from: usize, next: Seq) -> Option<(usize, Seq)> {
-    let most_later = (data.len() - from) / FRAME_HEADER_LEN + 1;
-    let hi = next.0.saturating_add(most_later as u64);
-    (from + 1..data.len()).find_map(|at| {
-        let seq = frame::peek_seq(data, at)?;
-        if seq.0 < next.0 || seq.0 > hi {
-            return None;
-        }
-        frame::decode_frame(data, at).ok().map(|f| (at, f.seq))
-    })
-}
+/// Seqs above this cannot come from real use (2^63 records); refusing them
+/// at open keeps seq arithmetic from overflowing afterwards.
+const MAX_SEQ: Seq = Seq(1 << 63);
 
 /// The log state open hands to the writer thread.
 pub struct Recovery {
@@ -314,13 +68,23 @@ pub fn recover(dir: &Path, checkpoint: Seq, segment_bytes: u64) -> Result<Recove
             "WAL ends in a torn write; truncating it at the last intact record");
     }
     let next_seq = match walk.last_seq {
-        Some(last) if last >= checkpoint => Seq(last.0 + 1),
+        Some(last) if last >= checkpoint => last.next(),
         Some(last) => {
             tracing::warn!(%last, %checkpoint, "the checkpoint is ahead of the WAL; continuing after the checkpoint");
-            Seq(checkpoint.0 + 1)
+            checkpoint.next()
         }
-        None => Seq(checkpoint.0 + 1).max(segments.last().map_or(Seq(0), |s| s.first)),
+        None => checkpoint
+            .next()
+            .max(segments.last().map_or(Seq(0), |s| s.first)),
     };
+    if next_seq > MAX_SEQ {
+        return Err(Error::Corruption {
+            backend: "wal",
+            detail: format!(
+                "next seq {next_seq} is implausibly large (damaged segment name or checkpoint?)"
+            ),
+        });
+    }
     let mut bytes = walk.bytes;
     let (active, active_len) = prepare_active(
         dir,
@@ -377,7 +141,7 @@ fn prepare_active(
 ) -> Result<(File, u64)> {
     if let Some(last) = segments.last().cloned() {
         let continues = match walk.last_seq {
-            Some(l) => Seq(l.0 + 1) == next_seq,
+            Some(l) => l.next() == next_seq,
             None => last.first == next_seq,
         };
         let empty = walk.last_good_len <= SEGMENT_HEADER_LEN as u64;
@@ -404,4 +168,48 @@ fn prepare_active(
     segments.push(seg);
     *bytes += segment::empty_segment_len();
     Ok((file, segment::empty_segment_len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::frame::encode_segment_header;
+
+    #[test]
+    fn a_segment_with_a_torn_header_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment::segment_name(Seq(1)));
+        fs::write(&path, &encode_segment_header(Seq(1))[..5]).unwrap();
+        let r = recover(dir.path(), Seq(0), 1 << 20).unwrap();
+        assert_eq!(r.torn_tail.unwrap().bytes, 5);
+        assert_eq!(
+            (r.next_seq, r.active_len),
+            (Seq(1), SEGMENT_HEADER_LEN as u64)
+        );
+        assert_eq!(fs::read(&path).unwrap(), encode_segment_header(Seq(1)));
+    }
+
+    #[test]
+    fn an_empty_segment_with_a_stale_name_is_renamed_by_recreating() {
+        let dir = tempfile::tempdir().unwrap();
+        segment::create(dir.path(), Seq(1)).unwrap();
+        let r = recover(dir.path(), Seq(0), 1 << 20).unwrap();
+        assert_eq!(r.next_seq, Seq(1));
+        drop(r);
+        // The database says 0..=9 are applied (e.g. this WAL was emptied by hand).
+        let r = recover(dir.path(), Seq(9), 1 << 20).unwrap();
+        assert_eq!(r.next_seq, Seq(10));
+        let names: Vec<Seq> = segment::list(dir.path())
+            .unwrap()
+            .iter()
+            .map(|s| s.first)
+            .collect();
+        assert_eq!(names, vec![Seq(10)]);
+    }
+
+    #[test]
+    fn implausible_seqs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(recover(dir.path(), Seq(u64::MAX - 1), 1 << 20).is_err());
+    }
 }
