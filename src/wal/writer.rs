@@ -131,6 +131,12 @@ impl Writer {
                 }
             }
             if !group.is_empty() {
+                // Rotating before a write rather than after one keeps the
+                // files still between groups and leaves no empty segment
+                // behind at shutdown.
+                if self.file_len >= self.segment_bytes {
+                    self.rotate();
+                }
                 self.commit(&mut group, &mut buf);
             }
             if let Some(done) = close {
@@ -143,9 +149,6 @@ impl Writer {
                 && self.last_sync.elapsed() >= EVERYSEC
             {
                 self.sync();
-            }
-            if self.file_len >= self.segment_bytes {
-                self.rotate();
             }
         }
     }
