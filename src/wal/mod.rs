@@ -129,6 +129,8 @@ pub struct TornTail {
 #[derive(Debug)]
 pub struct Recovered {
     /// Every intact record with seq above the checkpoint, in seq order.
+    /// Payloads share the buffers their segments were read into: copy the
+    /// few that are kept long if memory matters.
     pub records: Vec<Record>,
     /// What was cut from the tail, if anything (also logged).
     pub torn_tail: Option<TornTail>,
@@ -330,6 +332,13 @@ mod tests {
             (opts.fsync, opts.segment_bytes),
             (FsyncPolicy::Always, 64 << 20)
         );
+    }
+
+    #[test]
+    fn wal_can_be_shared_across_tasks() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<Wal>();
+        shared::<Arc<Wal>>();
     }
 
     #[test]
