@@ -128,6 +128,20 @@ async fn everysec_and_never_acknowledge_and_persist() {
 }
 
 #[tokio::test]
+async fn everysec_syncs_dirty_data_within_about_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, _) = Wal::open(opts(dir.path(), FsyncPolicy::EverySec, 1 << 20), Seq(0)).unwrap();
+    append_range(&w, 1..4).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while w.stats().fsyncs == 0 {
+        assert!(std::time::Instant::now() < deadline, "no background fsync");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(w.stats().fsyncs, 1);
+    w.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn rotation_checkpoint_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (w, _) = Wal::open(opts(dir.path(), FsyncPolicy::Always, 200), Seq(0)).unwrap();
