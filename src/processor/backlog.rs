@@ -64,7 +64,10 @@ impl Backlog {
     pub fn logged(&self, bytes: u64) {
         self.pending.fetch_add(1, Ordering::AcqRel);
         self.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
-        self.logged_at.lock().unwrap_or_else(|p| p.into_inner()).push_back(Instant::now());
+        self.logged_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Instant::now());
     }
 
     /// Records were applied.
@@ -116,11 +119,17 @@ impl Backlog {
 
     /// Shutdown: keep applying until `deadline`, then give up (the WAL keeps the rest).
     pub fn set_drain_deadline(&self, deadline: Instant) {
-        *self.drain_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        *self
+            .drain_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
     }
 
     pub fn drain_expired(&self) -> bool {
-        let deadline = *self.drain_deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = *self
+            .drain_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         deadline.is_some_and(|d| Instant::now() >= d)
     }
 }

@@ -43,7 +43,10 @@ impl Watched {
 /// Every distinct key the calls and the watched keys name, in first-seen order.
 pub fn call_keys(calls: &[Call], watched: &[Watched]) -> Vec<Bytes> {
     let mut keys: Vec<Bytes> = Vec::new();
-    let named = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).chain(watched.iter().map(|w| &w.key));
+    let named = calls
+        .iter()
+        .flat_map(|c| c.spec.keys(&c.argv))
+        .chain(watched.iter().map(|w| &w.key));
     for k in named {
         if !keys.contains(k) {
             keys.push(k.clone());
@@ -58,7 +61,10 @@ pub fn is_blind(call: &Call) -> bool {
     match call.spec.name {
         "setex" | "psetex" | "mset" | "del" | "unlink" => true,
         "set" => !call.argv[3..].iter().any(|a| {
-            matches!(a.to_ascii_lowercase().as_slice(), b"nx" | b"xx" | b"get" | b"keepttl")
+            matches!(
+                a.to_ascii_lowercase().as_slice(),
+                b"nx" | b"xx" | b"get" | b"keepttl"
+            )
         }),
         _ => false,
     }
