@@ -90,6 +90,9 @@ impl Engine {
         } else {
             aside
         });
+        if !behind {
+            policy::apply_leftover_wal(&config, store.clone(), aside.clone(), hlc.clone()).await?;
+        }
         let writer = if behind {
             Writer::Behind(
                 policy::open_behind(&config, store.clone(), aside.clone(), overlay, hlc).await?,

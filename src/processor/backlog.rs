@@ -60,6 +60,17 @@ impl Backlog {
         }
     }
 
+    /// Returns once nothing logged is left unapplied.
+    pub async fn wait_empty(&self) {
+        loop {
+            let notified = self.room.notified();
+            if self.pending() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// A record was logged (also at recovery).
     pub fn logged(&self, bytes: u64) {
         self.pending.fetch_add(1, Ordering::AcqRel);

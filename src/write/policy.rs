@@ -163,6 +163,37 @@ pub async fn open_behind<C: CacheTier>(
     })
 }
 
+/// Under write-through or read-only: if an earlier write-behind run left
+/// unapplied records in the WAL, apply them all before serving, so no
+/// acknowledged write is skipped and no new write overtakes an older one.
+pub async fn apply_leftover_wal<C: CacheTier>(
+    config: &Config,
+    store: Arc<dyn Store>,
+    aside: Arc<CacheAside<C>>,
+    hlc: Arc<Hlc>,
+) -> Result<()> {
+    let dir = &config.write_behind.wal_dir;
+    if !dir.join("instance-id").exists() {
+        return Ok(());
+    }
+    let overlay = Arc::new(Overlay::default());
+    let behind = open_behind(config, store, aside, overlay, hlc).await?;
+    let backlog = behind.writer.backlog.clone();
+    if backlog.pending() > 0 {
+        tracing::warn!(
+            records = backlog.pending(),
+            dir = %dir.display(),
+            "unapplied write-behind records found; applying them before serving"
+        );
+        backlog.wait_empty().await;
+        tracing::info!("leftover write-behind records applied");
+    }
+    Writer::Behind(behind)
+        .close(Instant::now() + config.server.shutdown_timeout)
+        .await;
+    Ok(())
+}
+
 /// This instance's id: made once, kept beside its WAL, so the checkpoint in
 /// the database stays tied to the log it describes.
 fn instance_id(dir: &Path) -> Result<String> {
