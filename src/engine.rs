@@ -22,7 +22,7 @@ use crate::store::{self, Store, StoreOptions};
 use crate::write::overlay::Overlay;
 use crate::write::policy::{self, Writer};
 use crate::write::through::WriteThrough;
-use crate::write::{Call, Watched};
+use crate::write::{Call, Outcome, Watched};
 
 /// How often heartbeats probe each backend.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -147,9 +147,10 @@ impl Engine {
         &self,
         calls: &[Call],
         watched: &[Watched],
-    ) -> std::result::Result<Option<Vec<Frame>>, Frame> {
+    ) -> std::result::Result<Outcome, Frame> {
         if self.config.write.policy == Policy::ReadOnly && calls.iter().any(|c| c.spec.is_write()) {
-            return Ok(Some(vec![read_only_error(); calls.len()]));
+            let replies = Some(vec![read_only_error(); calls.len()]);
+            return Ok(Outcome { replies, seq: None });
         }
         if matches!(self.writer, Writer::Through(_)) && !self.db_health.is_up() {
             return Err(Frame::err(Error::unavailable(

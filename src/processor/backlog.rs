@@ -60,6 +60,12 @@ impl Backlog {
         }
     }
 
+    /// Completes at the next application of records (create it before
+    /// checking the state it should wake you for).
+    pub fn progress(&self) -> tokio::sync::futures::Notified<'_> {
+        self.room.notified()
+    }
+
     /// Returns once nothing logged is left unapplied.
     pub async fn wait_empty(&self) {
         loop {

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::locks::KeyLocks;
-use super::{Call, Watched, call_keys, is_blind, record};
+use super::{Call, Outcome, Watched, call_keys, is_blind, record};
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
 use crate::cmd::Exec;
@@ -51,11 +51,7 @@ pub enum Refusal {
 
 impl<C: CacheTier> WriteBehind<C> {
     /// Runs `calls` as one unit. `Ok(None)`: a watched key changed.
-    pub async fn execute(
-        &self,
-        calls: &[Call],
-        watched: &[Watched],
-    ) -> Result<Option<Vec<Frame>>, Refusal> {
+    pub async fn execute(&self, calls: &[Call], watched: &[Watched]) -> Result<Outcome, Refusal> {
         let keys = call_keys(calls, watched);
         let _local = self.locks.lock(&keys).await;
         let mut ws = WorkingSet::new(now_millis());
@@ -76,7 +72,7 @@ impl<C: CacheTier> WriteBehind<C> {
             Err(e) => return Err(Refusal::Backend(e)),
         };
         if watched.iter().any(|w| w.broken(&ws)) {
-            return Ok(None);
+            return Ok(Outcome::default());
         }
         let mut replies = Vec::with_capacity(calls.len());
         for call in calls {
@@ -91,7 +87,10 @@ impl<C: CacheTier> WriteBehind<C> {
             }
         }
         if !ws.has_changes() {
-            return Ok(Some(replies));
+            return Ok(Outcome {
+                replies: Some(replies),
+                seq: None,
+            });
         }
         let floor = keys
             .iter()
@@ -132,7 +131,10 @@ impl<C: CacheTier> WriteBehind<C> {
             rows,
             bytes,
         });
-        Ok(Some(replies))
+        Ok(Outcome {
+            replies: Some(replies),
+            seq: Some(seq.0),
+        })
     }
 }
 

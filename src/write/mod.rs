@@ -21,6 +21,15 @@ pub struct Call {
     pub argv: Vec<Bytes>,
 }
 
+/// What a write returned: its replies (`None`: a watched key changed and
+/// nothing was written) and, under write-behind, the WAL sequence it was
+/// logged at (for WAITDB).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub replies: Option<Vec<crate::resp::Frame>>,
+    pub seq: Option<u64>,
+}
+
 /// A key a client WATCHed: its version then, and its expiry if it was live.
 #[derive(Clone, Debug)]
 pub struct Watched {

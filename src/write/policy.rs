@@ -13,7 +13,7 @@ use super::behind::{Refusal, WriteBehind};
 use super::locks::KeyLocks;
 use super::overlay::Overlay;
 use super::through::WriteThrough;
-use super::{Call, Watched, record};
+use super::{Call, Outcome, Watched, record};
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
 use crate::config::Config;
@@ -42,9 +42,13 @@ impl<C: CacheTier> Writer<C> {
         &self,
         calls: &[Call],
         watched: &[Watched],
-    ) -> std::result::Result<Option<Vec<Frame>>, Frame> {
+    ) -> std::result::Result<Outcome, Frame> {
         match self {
-            Writer::Through(w) => w.execute(calls, watched).await.map_err(Frame::err),
+            Writer::Through(w) => w
+                .execute(calls, watched)
+                .await
+                .map(|replies| Outcome { replies, seq: None })
+                .map_err(Frame::err),
             Writer::Behind(b) => b
                 .writer
                 .execute(calls, watched)
