@@ -59,11 +59,6 @@ impl DeadLetters {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Whether writes of `key` are parked behind a dead letter.
-    pub async fn is_parked(&self, key: &[u8]) -> bool {
-        self.parked.lock().await.contains(key)
-    }
-
     /// Applies one coalesced batch (`(key, seq, row)`) and raises the
     /// checkpoint to `through`, in one transaction. Rows of parked keys are
     /// dead-lettered instead of applied. With `sift` (the plain batch was
