@@ -116,8 +116,9 @@ def machine_note():
     if max(before, after) >= 10:
         text += (
             f" Other processes were using the machine: these numbers come from a shared "
-            f"{env['BENCH_CORES']}-core machine, and the load on it varied during the run. "
-            "Ratios within a round are more trustworthy than absolute rates."
+            f"{env['BENCH_CORES']}-core machine, and that load may have changed during "
+            "the run (see the range over rounds). Ratios within a round are more "
+            "trustworthy than absolute rates."
         )
     return text
 
