@@ -3,9 +3,11 @@
 //! processor applies it to the database later (CONTRACT invariant 2).
 //!
 //! 1. lock the keys in-process (per-key order: one writer of a key at a time);
-//! 2. load their rows: pending writes first, then cache, then database. If
-//!    the database is needed and down, only blind writes (SET, MSET, DEL …)
-//!    go on, with the unknown keys taken as absent; others fail, unlogged;
+//! 2. load their rows: pending writes first, then cache, then database.
+//!    Blind writes (SET, SETEX, PSETEX, MSET) skip the cache and database:
+//!    their effect does not depend on the current value. If the database is
+//!    needed and down, DEL/UNLINK go on with unknown keys taken as absent;
+//!    other writes fail, unlogged;
 //! 3. run the handlers; stamp changed rows with a new version;
 //! 4. wait for room in the backlog (or refuse with BUSY);
 //! 5. append one WAL record with the resulting rows (a MULTI block is one
@@ -55,21 +57,28 @@ impl<C: CacheTier> WriteBehind<C> {
         let keys = call_keys(calls, watched);
         let _local = self.locks.lock(&keys).await;
         let mut ws = WorkingSet::new(now_millis());
-        let blind_unknown = match self.aside.rows(&keys).await {
-            Ok(rows) => {
-                for (key, row) in keys.iter().zip(rows) {
-                    ws.load(key.clone(), row);
+        let blind = watched.is_empty() && calls.iter().all(is_blind);
+        // A blind write other than DEL (whose reply counts keys) does not
+        // depend on what the keys hold: no cache or database read at all.
+        let needs_current = !blind || calls.iter().any(|c| matches!(c.spec.name, "del" | "unlink"));
+        let blind_unknown = if !needs_current {
+            self.load_pending_only(&keys, &mut ws);
+            false
+        } else {
+            match self.aside.rows(&keys).await {
+                Ok(rows) => {
+                    for (key, row) in keys.iter().zip(rows) {
+                        ws.load(key.clone(), row);
+                    }
+                    false
                 }
-                false
-            }
-            Err(e) if watched.is_empty() && calls.iter().all(is_blind) => {
-                tracing::debug!(error = %e, "database unreachable; logging a blind write");
-                for key in &keys {
-                    ws.load(key.clone(), self.overlay.get(key).unwrap_or_default());
+                Err(e) if blind => {
+                    tracing::debug!(error = %e, "database unreachable; logging a blind write");
+                    self.load_pending_only(&keys, &mut ws);
+                    true
                 }
-                true
+                Err(e) => return Err(Refusal::Backend(e)),
             }
-            Err(e) => return Err(Refusal::Backend(e)),
         };
         if watched.iter().any(|w| w.broken(&ws)) {
             return Ok(Outcome::default());
@@ -135,6 +144,15 @@ impl<C: CacheTier> WriteBehind<C> {
             replies: Some(replies),
             seq: Some(seq.0),
         })
+    }
+}
+
+impl<C> WriteBehind<C> {
+    /// Loads only what the overlay knows; other keys are taken as absent.
+    fn load_pending_only(&self, keys: &[Bytes], ws: &mut WorkingSet) {
+        for key in keys {
+            ws.load(key.clone(), self.overlay.get(key).unwrap_or_default());
+        }
     }
 }
 
