@@ -11,6 +11,7 @@ pub mod resp;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod wal;
 pub mod write;
 
 /// The Redis version spillway reports (HELLO, INFO): the command set and

@@ -54,6 +54,17 @@ impl Store for Gated {
     fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {
         self.inner.begin(keys)
     }
+    fn apply<'a>(
+        &'a self,
+        instance: &'a str,
+        through: u64,
+        rows: &'a [(Bytes, Row)],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.apply(instance, through, rows)
+    }
+    fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+        self.inner.checkpoint(instance)
+    }
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
         self.inner.scan(cursor, count, now_ms)
     }

@@ -487,6 +487,252 @@ async fn corrupt_rows_are_reported(store: Arc<dyn Store>, url: String) {
     assert!(matches!(err, Error::Corruption { .. }), "{err}");
 }
 
+/// The rows of `keys` and `instance`'s checkpoint, as one snapshot to compare.
+async fn state(store: &dyn Store, keys: &[Bytes], instance: &str) -> (Vec<Row>, Option<u64>) {
+    let rows = store.get(keys).await.expect("get");
+    (rows, store.checkpoint(instance).await.expect("checkpoint"))
+}
+
+async fn apply_writes_rows_and_checkpoint(store: Arc<dyn Store>, _url: String) {
+    assert_eq!(store.checkpoint("a").await.expect("checkpoint"), None);
+    let rows = vec![
+        (b(b"s"), string(b"v", Some(NOW + 1_000), 10)),
+        (b(b"h"), hash(&[("z", "1"), ("a", "2")], 11)),
+        (b(b"gone"), tombstone(12)),
+    ];
+    store.apply("a", 5, &rows).await.expect("apply");
+    let keys: Vec<Bytes> = rows.iter().map(|(k, _)| k.clone()).collect();
+    let want: Vec<Row> = rows.iter().map(|(_, r)| r.clone()).collect();
+    assert_eq!(state(&*store, &keys, "a").await, (want.clone(), Some(5)));
+    assert_eq!(store.checkpoint("b").await.expect("checkpoint"), None);
+
+    // An empty batch advances the checkpoint alone.
+    store.apply("a", 7, &[]).await.expect("empty apply");
+    assert_eq!(state(&*store, &keys, "a").await, (want, Some(7)));
+}
+
+async fn checkpoint_never_moves_back(store: Arc<dyn Store>, _url: String) {
+    store.apply("a", 10, &[]).await.expect("apply");
+    let k = b(b"k");
+    let row = string(b"v", None, 20);
+    store
+        .apply("a", 4, &[(k.clone(), row.clone())])
+        .await
+        .expect("apply below the checkpoint");
+    assert_eq!(
+        state(&*store, std::slice::from_ref(&k), "a").await,
+        (vec![row], Some(10)),
+        "rows still applied, checkpoint kept"
+    );
+    store.apply("a", 10, &[]).await.expect("same checkpoint");
+    store.apply("b", 3, &[]).await.expect("other instance");
+    assert_eq!(store.checkpoint("a").await.expect("a"), Some(10));
+    assert_eq!(store.checkpoint("b").await.expect("b"), Some(3));
+
+    let max = i64::MAX as u64;
+    store.apply("a", max, &[]).await.expect("largest sequence");
+    assert_eq!(store.checkpoint("a").await.expect("a"), Some(max));
+    let err = store
+        .apply("a", max + 1, &[])
+        .await
+        .expect_err("past bigint");
+    assert!(matches!(err, Error::Rejected { .. }), "{err}");
+    assert_eq!(store.checkpoint("a").await.expect("a"), Some(max));
+}
+
+async fn replayed_batch_is_idempotent(store: Arc<dyn Store>, _url: String) {
+    let rows = vec![
+        (b(b"x"), string(b"1", None, 10)),
+        (b(b"y"), hash(&[("f", "v")], 11)),
+        (b(b"x"), string(b"2", None, 12)),
+        (b(b"z"), tombstone(13)),
+    ];
+    let keys = [b(b"x"), b(b"y"), b(b"z")];
+    store.apply("a", 3, &rows).await.expect("apply");
+    let first = state(&*store, &keys, "a").await;
+    assert_eq!(
+        first.0[0],
+        string(b"2", None, 12),
+        "last write in the batch"
+    );
+    for _ in 0..2 {
+        store.apply("a", 3, &rows).await.expect("replay");
+        assert_eq!(state(&*store, &keys, "a").await, first);
+    }
+    assert_eq!(store.count(NOW).await.expect("count").keys, 2);
+}
+
+async fn older_write_in_later_batch_loses(store: Arc<dyn Store>, _url: String) {
+    let (k, t) = (b(b"k"), b(b"t"));
+    store
+        .apply("a", 1, &[(k.clone(), string(b"new", None, 100))])
+        .await
+        .expect("apply");
+    // Another instance's older write arrives later, in a later batch.
+    store
+        .apply("b", 1, &[(k.clone(), string(b"old", None, 50))])
+        .await
+        .expect("apply older");
+    store
+        .apply("a", 2, &[(k.clone(), string(b"older", None, 99))])
+        .await
+        .expect("apply older");
+    assert_eq!(
+        state(&*store, std::slice::from_ref(&k), "a").await,
+        (vec![string(b"new", None, 100)], Some(2))
+    );
+
+    store
+        .apply("a", 3, &[(t.clone(), tombstone(200))])
+        .await
+        .expect("tombstone");
+    store
+        .apply("a", 4, &[(t.clone(), string(b"late", None, 150))])
+        .await
+        .expect("late write");
+    assert_eq!(store.get(&[t]).await.expect("get"), vec![tombstone(200)]);
+}
+
+async fn apply_tombstones(store: Arc<dyn Store>, _url: String) {
+    let keys = [b(b"s"), b(b"h")];
+    store
+        .apply(
+            "a",
+            1,
+            &[
+                (keys[0].clone(), string(b"v", None, 1)),
+                (keys[1].clone(), hash(&[("f", "v")], 2)),
+            ],
+        )
+        .await
+        .expect("apply");
+    store
+        .apply(
+            "a",
+            2,
+            &[
+                (keys[0].clone(), tombstone(3)),
+                (keys[1].clone(), tombstone(4)),
+            ],
+        )
+        .await
+        .expect("apply tombstones");
+    assert_eq!(
+        state(&*store, &keys, "a").await,
+        (vec![tombstone(3), tombstone(4)], Some(2))
+    );
+    assert_eq!(store.count(NOW).await.expect("count").keys, 0);
+    assert!(scan_all(&*store, 10).await.is_empty());
+}
+
+async fn rejected_apply_changes_nothing(store: Arc<dyn Store>, url: String) {
+    let kept = b(b"kept");
+    store
+        .apply("a", 1, &[(kept.clone(), string(b"v1", None, 1))])
+        .await
+        .expect("apply");
+    // More rows than one SQLite statement takes, the refused one last: the
+    // statements before it succeed and must be rolled back.
+    let mut batch = vec![(kept.clone(), string(b"v2", None, 2))];
+    batch.extend((0..1_200u32).map(|i| (b(format!("f{i}").as_bytes()), string(b"v2", None, 2))));
+    batch.push((b(b"bad"), string(b"v2", None, 2)));
+    let probe = [kept.clone(), b(b"f0"), b(b"f1199"), b(b"bad")];
+    let before = state(&*store, &probe, "a").await;
+
+    // The database refuses the key "bad" for good.
+    if url.starts_with("sqlite:") {
+        raw_sql(
+            &url,
+            "CREATE TRIGGER no_bad BEFORE INSERT ON spillway_kv WHEN NEW.key = X'626164' \
+             BEGIN SELECT RAISE(ABORT, 'no bad keys'); END",
+        )
+        .await;
+    } else {
+        raw_sql(
+            &url,
+            "ALTER TABLE spillway_kv ADD CONSTRAINT no_bad CHECK (key <> '\\x626164')",
+        )
+        .await;
+    }
+    let err = store.apply("a", 5, &batch).await.expect_err("rejected");
+    let backend = store.name();
+    assert!(
+        matches!(&err, Error::Rejected { backend: b, .. } if *b == backend),
+        "{err}"
+    );
+    assert_eq!(state(&*store, &probe, "a").await, before, "nothing changed");
+    assert_eq!(store.count(NOW).await.expect("count").keys, 1);
+
+    // Without the refused row the same batch goes through.
+    batch.pop();
+    store
+        .apply("a", 5, &batch)
+        .await
+        .expect("apply without bad");
+    let (rows, checkpoint) = state(&*store, &probe, "a").await;
+    assert_eq!(checkpoint, Some(5));
+    assert_eq!(
+        rows[..3],
+        [
+            string(b"v2", None, 2),
+            string(b"v2", None, 2),
+            string(b"v2", None, 2)
+        ]
+    );
+    assert_eq!(rows[3], Row::absent());
+}
+
+async fn rejected_checkpoint_writes_no_rows(store: Arc<dyn Store>, url: String) {
+    store.apply("a", 1, &[]).await.expect("apply");
+    // The database refuses checkpoints from 100 on: the rows written before
+    // the checkpoint in the same transaction must go too.
+    if url.starts_with("sqlite:") {
+        raw_sql(
+            &url,
+            "CREATE TRIGGER no_high BEFORE UPDATE ON spillway_checkpoints WHEN NEW.seq >= 100 \
+             BEGIN SELECT RAISE(ABORT, 'checkpoint too high'); END",
+        )
+        .await;
+    } else {
+        raw_sql(
+            &url,
+            "ALTER TABLE spillway_checkpoints ADD CONSTRAINT no_high CHECK (seq < 100)",
+        )
+        .await;
+    }
+    let k = b(b"k");
+    let err = store
+        .apply("a", 100, &[(k.clone(), string(b"v", None, 1))])
+        .await
+        .expect_err("rejected");
+    assert!(matches!(err, Error::Rejected { .. }), "{err}");
+    assert_eq!(
+        state(&*store, &[k], "a").await,
+        (vec![Row::absent()], Some(1))
+    );
+}
+
+async fn dead_letter_table_takes_a_record(_store: Arc<dyn Store>, url: String) {
+    // Filled by the event processor; here only its schema is checked.
+    if url.starts_with("sqlite:") {
+        raw_sql(
+            &url,
+            "INSERT INTO spillway_dead_letters \
+             (instance, seq, key, kind, value, expire_at, version, error, failed_at) \
+             VALUES ('a', 7, X'6b', 1, X'76', NULL, 9, 'rejected', 1700000000000)",
+        )
+        .await;
+    } else {
+        raw_sql(
+            &url,
+            "INSERT INTO spillway_dead_letters \
+             (instance, seq, key, kind, value, expire_at, version, error, failed_at) \
+             VALUES ('a', 7, '\\x6b', 1, '\\x76', NULL, 9, 'rejected', 1700000000000)",
+        )
+        .await;
+    }
+}
+
 /// One test per backend for each body.
 macro_rules! both {
     ($($body:ident),* $(,)?) => {
@@ -527,6 +773,14 @@ both!(
     sweep_spares_a_row_rewritten_meanwhile,
     max_version_and_ping,
     corrupt_rows_are_reported,
+    apply_writes_rows_and_checkpoint,
+    checkpoint_never_moves_back,
+    replayed_batch_is_idempotent,
+    older_write_in_later_batch_loses,
+    apply_tombstones,
+    rejected_apply_changes_nothing,
+    rejected_checkpoint_writes_no_rows,
+    dead_letter_table_takes_a_record,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

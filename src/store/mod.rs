@@ -6,6 +6,10 @@
 //! Deleted keys stay as tombstones (kind 0) so an older write cannot
 //! resurrect them. Rows are ordered by `key_hash` so SCAN can hand out a
 //! plain integer cursor that stays valid while keys come and go.
+//!
+//! Write-behind batches land through `Store::apply`, which stores each
+//! instance's checkpoint (its applied WAL high-water mark) in
+//! `spillway_checkpoints`, in the transaction that writes the rows.
 
 mod errors;
 pub mod postgres;
@@ -78,6 +82,28 @@ pub trait Store: Send + Sync + 'static {
     /// order. Locks are taken in a fixed order, so transactions do not
     /// deadlock; another spillway process sharing the database waits too.
     fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>>;
+
+    /// Applies one write-behind batch of `instance`: upserts `rows` and
+    /// raises the instance's checkpoint to `through`, in one transaction, so
+    /// the database never holds a checkpoint without the rows it covers, nor
+    /// (after a crash) rows whose checkpoint was lost.
+    ///
+    /// Keys are not locked: each row is written only over an older stored
+    /// version, so a replayed batch changes nothing and an older write loses
+    /// to a newer row, whoever wrote it. The checkpoint never moves back.
+    /// `rows` may be empty (the checkpoint alone advances). On error nothing
+    /// is written, except for `Error::CommitUnknown`; a failing row fails
+    /// the whole batch (`Error::Rejected` when retrying cannot help).
+    fn apply<'a>(
+        &'a self,
+        instance: &'a str,
+        through: u64,
+        rows: &'a [(Bytes, Row)],
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// The checkpoint `apply` stored for `instance`; `None` before its first
+    /// batch. Read at start to know which WAL records are already applied.
+    fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
 
     /// Live keys with `key_hash > cursor`, about `count` of them, in hash order.
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>>;

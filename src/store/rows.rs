@@ -1,6 +1,6 @@
 //! What both SQL backends share: turning a `Row` into the columns of
 //! `spillway_kv` and back, putting query results into the caller's key order,
-//! and preparing upsert batches.
+//! preparing upsert batches, and checkpoint sequences as `bigint`.
 
 use std::collections::HashMap;
 
@@ -113,6 +113,24 @@ pub(crate) fn last_per_key(rows: &[(Bytes, Row)]) -> Vec<&(Bytes, Row)> {
         .collect()
 }
 
+/// A WAL sequence as a `bigint` parameter. Sequences start at 1 and grow by
+/// one per record, so one past `i64::MAX` is a caller bug, refused rather
+/// than stored as a negative number that would sort below every checkpoint.
+pub(crate) fn seq_param(backend: Backend, seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| Error::Rejected {
+        backend,
+        detail: format!("sequence {seq} does not fit a bigint"),
+    })
+}
+
+/// A stored checkpoint; only `seq_param` values are ever written.
+pub(crate) fn seq_column(backend: Backend, seq: i64) -> Result<u64> {
+    u64::try_from(seq).map_err(|_| Error::Corruption {
+        backend,
+        detail: format!("negative seq {seq} in spillway_checkpoints"),
+    })
+}
+
 /// The name `TYPE` and `SCAN … TYPE` use for a live row's kind.
 pub(crate) fn type_name(backend: Backend, k: i64) -> Result<&'static str> {
     match i16::try_from(k) {
@@ -207,5 +225,16 @@ mod tests {
         let batch = [(k("x"), row(1)), (k("y"), row(2)), (k("x"), row(3))];
         let kept: Vec<_> = last_per_key(&batch).into_iter().cloned().collect();
         assert_eq!(kept, vec![(k("y"), row(2)), (k("x"), row(3))]);
+    }
+
+    #[test]
+    fn sequences_fit_a_bigint_or_are_refused() {
+        assert_eq!(seq_param("sqlite", 0).unwrap(), 0);
+        assert_eq!(seq_param("sqlite", i64::MAX as u64).unwrap(), i64::MAX);
+        let err = seq_param("postgres", u64::MAX).unwrap_err();
+        assert!(matches!(err, Error::Rejected { .. }), "{err}");
+        assert_eq!(seq_column("sqlite", 42).unwrap(), 42);
+        let err = seq_column("sqlite", -1).unwrap_err();
+        assert!(matches!(err, Error::Corruption { .. }), "{err}");
     }
 }

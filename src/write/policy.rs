@@ -22,7 +22,7 @@ use crate::keyspace::{Hlc, Version};
 use crate::processor::{Backlog, Item, Processor, ProcessorOptions};
 use crate::resp::Frame;
 use crate::store::Store;
-use crate::wal::{FsyncPolicy, Seq, Wal, WalOptions};
+use crate::wal::{Seq, Wal, WalOptions};
 
 pub enum Writer<C> {
     Through(WriteThrough<C>),
@@ -84,9 +84,7 @@ pub async fn open_behind<C: CacheTier>(
     let instance = instance_id(&wb.wal_dir)?;
     let db_checkpoint = with_timeout(store.name(), config.database.timeout, store.checkpoint(&instance)).await?;
     let checkpoint = db_checkpoint.unwrap_or(0);
-    let fsync = FsyncPolicy::parse(&wb.fsync).ok_or_else(|| Error::Config(format!("bad fsync {:?}", wb.fsync)))?;
-    let opts = WalOptions { dir: wb.wal_dir.clone(), fsync, segment_bytes: wb.segment_bytes.0 };
-    let (wal, recovered) = Wal::open(opts, Seq(checkpoint))?;
+    let (wal, recovered) = Wal::open(WalOptions::from_config(wb)?, Seq(checkpoint))?;
     if let Some(oldest) = recovered.oldest_retained {
         if oldest.0 > checkpoint + 1 {
             return Err(Error::Corruption {

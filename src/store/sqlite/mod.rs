@@ -5,7 +5,10 @@
 //! across processes sharing the file, and readers keep reading the last
 //! committed state (WAL journal mode). Upserts carry the same version guard
 //! as PostgreSQL's, in multi-row VALUES batches kept under SQLite's limit on
-//! bound parameters.
+//! bound parameters. Write-behind batches (`apply`) take the same write
+//! lock, so they serialize with write-through transactions.
+
+mod write;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -20,17 +23,15 @@ use sqlx::{AssertSqlSafe, Row as _, Sqlite, Transaction};
 
 use super::errors::{self, one_line};
 use super::rows;
-use super::{BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash};
+use super::{BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn};
 use crate::error::{Backend, Error, Result, with_timeout};
-use crate::keyspace::{Row, Version};
+use crate::keyspace::{Row, Version, now_millis};
 
 const BACKEND: Backend = "sqlite";
 
 /// Keys per `IN (…)` lookup: far below the 32 766 bound parameters SQLite
 /// allows, and few distinct statement texts for the statement cache.
 const GET_CHUNK: usize = 500;
-/// Rows per upsert statement (six parameters each).
-const PUT_CHUNK: usize = 1000;
 
 /// A pool of connections to one SQLite database file.
 pub struct SqliteStore {
@@ -83,6 +84,15 @@ impl SqliteStore {
         })
     }
 
+    /// A transaction holding the database's write lock from its first
+    /// statement, so it cannot fail later for a lock another writer took.
+    async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| errors::sqlite(self.timeout, e))
+    }
+
     async fn bounded<T>(&self, fut: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T> {
         let timeout = self.timeout;
         with_timeout(BACKEND, timeout, async move {
@@ -120,14 +130,43 @@ impl Store for SqliteStore {
     fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut txn = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| errors::sqlite(timeout, e))?;
+            let mut txn = self.begin_immediate().await?;
             let rows = read_rows(&mut txn, keys, timeout).await?;
             let txn: Box<dyn StoreTxn> = Box::new(SqliteTxn { txn, timeout });
             Ok((txn, rows))
+        }))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        instance: &'a str,
+        through: u64,
+        rows: &'a [(Bytes, Row)],
+    ) -> BoxFuture<'a, Result<()>> {
+        let timeout = self.timeout;
+        Box::pin(async move {
+            // COMMIT has its own bound, so a lost answer stays CommitUnknown.
+            let txn = with_timeout(BACKEND, timeout, async move {
+                let mut txn = self.begin_immediate().await?;
+                write::put_rows(&mut txn, rows, timeout).await?;
+                write::advance_checkpoint(&mut txn, instance, through, now_millis(), timeout)
+                    .await?;
+                Ok(txn)
+            })
+            .await?;
+            write::commit(txn, timeout).await
+        })
+    }
+
+    fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+        let timeout = self.timeout;
+        Box::pin(with_timeout(BACKEND, timeout, async move {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| errors::sqlite(timeout, e))?;
+            write::read_checkpoint(&mut conn, instance, timeout).await
         }))
     }
 
@@ -224,29 +263,13 @@ impl StoreTxn for SqliteTxn {
     fn put<'a>(&'a mut self, rows: &'a [(Bytes, Row)]) -> BoxFuture<'a, Result<()>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let batch = rows::last_per_key(rows);
-            for chunk in batch.chunks(PUT_CHUNK) {
-                upsert(&mut self.txn, chunk, timeout).await?;
-            }
-            Ok(())
+            write::put_rows(&mut self.txn, rows, timeout).await
         }))
     }
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         let SqliteTxn { txn, timeout } = *self;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, txn.commit()).await {
-                Ok(Ok(())) => Ok(()),
-                // The connection's worker thread died with COMMIT in flight.
-                Ok(Err(e @ sqlx::Error::WorkerCrashed)) => Err(Error::CommitUnknown {
-                    backend: BACKEND,
-                    detail: one_line(e),
-                }),
-                Ok(Err(e)) => Err(errors::sqlite(timeout, e)),
-                // The worker thread may still complete the COMMIT.
-                Err(_) => Err(errors::commit_timed_out(BACKEND, timeout)),
-            }
-        })
+        Box::pin(write::commit(txn, timeout))
     }
 }
 
@@ -288,42 +311,6 @@ async fn read_rows(
         }
     }
     Ok(rows::in_key_order(keys, by_key))
-}
-
-/// One multi-row upsert of distinct keys, each only over an older version.
-async fn upsert(
-    conn: &mut SqliteConnection,
-    batch: &[&(Bytes, Row)],
-    timeout: Duration,
-) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let tuple = format!("({})", params(6));
-    let values = vec![tuple.as_str(); batch.len()].join(",");
-    // Only placeholders are formatted into the text; keys and values are bound.
-    let sql = format!(
-        "INSERT INTO spillway_kv (key, key_hash, kind, value, expire_at, version) VALUES {values} \
-         ON CONFLICT (key) DO UPDATE SET key_hash = excluded.key_hash, kind = excluded.kind, \
-             value = excluded.value, expire_at = excluded.expire_at, version = excluded.version \
-         WHERE spillway_kv.version < excluded.version"
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (key, row) in batch {
-        let c = rows::to_columns(row);
-        query = query
-            .bind(key.as_ref())
-            .bind(key_hash(key))
-            .bind(c.kind)
-            .bind(c.value.as_deref())
-            .bind(c.expire_at)
-            .bind(c.version);
-    }
-    query
-        .execute(conn)
-        .await
-        .map_err(|e| errors::sqlite(timeout, e))?;
-    Ok(())
 }
 
 /// A SCAN page; see the PostgreSQL store for why the last hash is completed.

@@ -5,6 +5,10 @@
 //! away with the transaction, whatever ends it. Batches are written with one
 //! `INSERT … SELECT FROM UNNEST(…) ON CONFLICT` whose version guard makes
 //! every upsert idempotent and lets an older write lose to a newer row.
+//! Write-behind batches (`apply`) take no advisory locks: that guard alone
+//! orders them, and the instance's checkpoint commits with its rows.
+
+mod write;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +21,7 @@ use super::errors::{self, one_line};
 use super::rows;
 use super::{BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash};
 use crate::error::{Backend, Error, Result, with_timeout};
-use crate::keyspace::{Row, Version};
+use crate::keyspace::{Row, Version, now_millis};
 
 const BACKEND: Backend = "postgres";
 
@@ -99,6 +103,37 @@ impl Store for PgStore {
             let rows = read_rows(&mut *txn, keys, timeout).await?;
             let txn: Box<dyn StoreTxn> = Box::new(PgTxn { txn, timeout });
             Ok((txn, rows))
+        }))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        instance: &'a str,
+        through: u64,
+        rows: &'a [(Bytes, Row)],
+    ) -> BoxFuture<'a, Result<()>> {
+        let timeout = self.timeout;
+        Box::pin(async move {
+            // COMMIT has its own bound, so a lost answer stays CommitUnknown.
+            let txn = with_timeout(BACKEND, timeout, async move {
+                let mut txn = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| errors::postgres(timeout, e))?;
+                write::upsert(&mut *txn, rows, timeout).await?;
+                write::advance_checkpoint(&mut *txn, instance, through, now_millis(), timeout)
+                    .await?;
+                Ok(txn)
+            })
+            .await?;
+            write::commit(txn, timeout).await
+        })
+    }
+
+    fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+        Box::pin(with_timeout(BACKEND, self.timeout, async move {
+            write::read_checkpoint(&self.pool, instance, self.timeout).await
         }))
     }
 
@@ -196,24 +231,13 @@ impl StoreTxn for PgTxn {
     fn put<'a>(&'a mut self, rows: &'a [(Bytes, Row)]) -> BoxFuture<'a, Result<()>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            upsert(&mut *self.txn, rows, timeout).await
+            write::upsert(&mut *self.txn, rows, timeout).await
         }))
     }
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         let PgTxn { txn, timeout } = *self;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, txn.commit()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if errors::postgres_connection_lost(&e) => Err(Error::CommitUnknown {
-                    backend: BACKEND,
-                    detail: one_line(e),
-                }),
-                Ok(Err(e)) => Err(errors::postgres(timeout, e)),
-                // COMMIT may have reached the server: its outcome is unknown.
-                Err(_) => Err(errors::commit_timed_out(BACKEND, timeout)),
-            }
-        })
+        Box::pin(write::commit(txn, timeout))
     }
 }
 
@@ -276,57 +300,6 @@ async fn read_rows<'e>(
         by_key.insert(Bytes::from(key), row);
     }
     Ok(rows::in_key_order(keys, by_key))
-}
-
-/// One batch upsert; each key's last row in `rows` is the one written, and
-/// only over an older stored version.
-async fn upsert<'e>(
-    ex: impl PgExecutor<'e>,
-    rows: &[(Bytes, Row)],
-    timeout: Duration,
-) -> Result<()> {
-    let batch = rows::last_per_key(rows);
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let n = batch.len();
-    let (mut keys, mut hashes, mut kinds) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut values, mut expires, mut versions) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for (key, row) in batch {
-        let c = rows::to_columns(row);
-        keys.push(key.as_ref());
-        hashes.push(key_hash(key));
-        kinds.push(c.kind);
-        values.push(c.value.map(|v| v.to_vec()));
-        expires.push(c.expire_at);
-        versions.push(c.version);
-    }
-    sqlx::query(
-        "INSERT INTO spillway_kv (key, key_hash, kind, value, expire_at, version) \
-         SELECT * FROM UNNEST($1::bytea[], $2::bigint[], $3::smallint[], $4::bytea[], \
-                              $5::bigint[], $6::bigint[]) \
-         ON CONFLICT (key) DO UPDATE SET key_hash = EXCLUDED.key_hash, kind = EXCLUDED.kind, \
-             value = EXCLUDED.value, expire_at = EXCLUDED.expire_at, version = EXCLUDED.version \
-         WHERE spillway_kv.version < EXCLUDED.version",
-    )
-    .bind(keys)
-    .bind(hashes)
-    .bind(kinds)
-    .bind(values)
-    .bind(expires)
-    .bind(versions)
-    .execute(ex)
-    .await
-    .map_err(|e| errors::postgres(timeout, e))?;
-    Ok(())
 }
 
 /// A SCAN page: `count` live rows after `cursor` in (hash, key) order, plus
