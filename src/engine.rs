@@ -22,7 +22,7 @@ use crate::store::{self, Store, StoreOptions};
 use crate::write::overlay::Overlay;
 use crate::write::policy::{self, Writer};
 use crate::write::through::WriteThrough;
-use crate::write::{Call, Watched};
+use crate::write::{Call, Outcome, Watched};
 
 /// How often heartbeats probe each backend.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -38,7 +38,7 @@ pub struct Engine {
     pub store: Arc<dyn Store>,
     pub aside: Arc<CacheAside<Cache>>,
     pub stats: Arc<Stats>,
-    pub db_health: BackendHealth,
+    pub db_health: Arc<BackendHealth>,
     writer: Writer<Cache>,
     started_ms: i64,
 }
@@ -82,19 +82,36 @@ impl Engine {
                 db_timeout: config.database.timeout,
             },
         );
+        let db_health = Arc::new(BackendHealth::default());
+        let aside = aside.with_db_health(db_health.clone());
         let behind = config.write.policy == Policy::WriteBehind;
-        let aside = Arc::new(if behind { aside.with_overlay(overlay.clone()) } else { aside });
-        let writer = if behind {
-            Writer::Behind(policy::open_behind(&config, store.clone(), aside.clone(), overlay, hlc).await?)
+        let aside = Arc::new(if behind {
+            aside.with_overlay(overlay.clone())
         } else {
-            Writer::Through(WriteThrough::new(store.clone(), aside.clone(), hlc, stats.clone(), config.database.timeout))
+            aside
+        });
+        if !behind {
+            policy::apply_leftover_wal(&config, store.clone(), aside.clone(), hlc.clone()).await?;
+        }
+        let writer = if behind {
+            Writer::Behind(
+                policy::open_behind(&config, store.clone(), aside.clone(), overlay, hlc).await?,
+            )
+        } else {
+            Writer::Through(WriteThrough::new(
+                store.clone(),
+                aside.clone(),
+                hlc,
+                stats.clone(),
+                config.database.timeout,
+            ))
         };
         Ok(Arc::new(Engine {
             config,
             store,
             aside,
             stats,
-            db_health: BackendHealth::default(),
+            db_health,
             writer,
             started_ms: now_millis(),
         }))
@@ -126,12 +143,20 @@ impl Engine {
     /// Runs writes (and the reads of a MULTI block) under the write policy.
     /// `Ok(None)`: a watched key changed and nothing was written. `Err`: the
     /// error reply; nothing was written (unless it says the outcome is unknown).
-    pub async fn write(&self, calls: &[Call], watched: &[Watched]) -> std::result::Result<Option<Vec<Frame>>, Frame> {
+    pub async fn write(
+        &self,
+        calls: &[Call],
+        watched: &[Watched],
+    ) -> std::result::Result<Outcome, Frame> {
         if self.config.write.policy == Policy::ReadOnly && calls.iter().any(|c| c.spec.is_write()) {
-            return Ok(Some(vec![read_only_error(); calls.len()]));
+            let replies = Some(vec![read_only_error(); calls.len()]);
+            return Ok(Outcome { replies, seq: None });
         }
         if matches!(self.writer, Writer::Through(_)) && !self.db_health.is_up() {
-            return Err(Frame::err(Error::unavailable(self.store.name(), "marked down after failed health checks")));
+            return Err(Frame::err(Error::unavailable(
+                self.store.name(),
+                "marked down after failed health checks",
+            )));
         }
         self.writer.execute(calls, watched).await
     }

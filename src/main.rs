@@ -13,10 +13,61 @@ struct Cli {
     /// Config file (default: config/default.toml when present, else built-in defaults).
     #[arg(long, env = "SPILLWAY_CONFIG")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Look at a write-ahead log without serving (read-only).
+    Wal {
+        #[command(subcommand)]
+        action: WalAction,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum WalAction {
+    /// Checks every segment and record; exit 0 when the log would open cleanly.
+    Verify { dir: PathBuf },
+    /// Prints one line per record: segment, offset, sequence, version, payload length.
+    Inspect { dir: PathBuf },
+}
+
+/// `spillway wal verify|inspect DIR`.
+fn wal_command(action: WalAction) -> ExitCode {
+    match action {
+        WalAction::Verify { dir } => match spillway::wal::verify(&dir) {
+            Ok(report) => {
+                println!("{report}");
+                if report.is_ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("spillway wal verify: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        WalAction::Inspect { dir } => {
+            match spillway::wal::inspect(&dir, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("spillway wal inspect: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Wal { action }) = cli.command {
+        return wal_command(action);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

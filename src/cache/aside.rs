@@ -16,11 +16,11 @@ use tokio::sync::watch;
 
 use super::{CacheTier, Lease};
 use crate::error::{Error, Result, with_timeout};
-use crate::health::CacheHealth;
+use crate::health::{BackendHealth, CacheHealth};
 use crate::keyspace::{Row, WorkingSet};
 use crate::stats::Stats;
-use crate::write::overlay::Overlay;
 use crate::store::Store;
+use crate::write::overlay::Overlay;
 
 type Outcome = Option<std::result::Result<Row, Arc<Error>>>;
 
@@ -40,6 +40,8 @@ pub struct CacheAside<C> {
     flights: Mutex<HashMap<Bytes, Weak<Flight>>>,
     /// Pending write-behind writes, consulted before anything else.
     overlay: Option<Arc<Overlay>>,
+    /// The database heartbeat: misses fail fast while it says down.
+    db_health: Arc<BackendHealth>,
     ttl: Duration,
     negative_ttl: Duration,
     timeout: Duration,
@@ -70,6 +72,7 @@ impl<C: CacheTier> CacheAside<C> {
             stats,
             flights: Mutex::new(HashMap::new()),
             overlay: None,
+            db_health: Arc::new(BackendHealth::default()),
             ttl: opts.ttl,
             negative_ttl: opts.negative_ttl,
             timeout: opts.cache_timeout,
@@ -80,6 +83,13 @@ impl<C: CacheTier> CacheAside<C> {
     /// Reads see pending write-behind writes before anything else.
     pub fn with_overlay(mut self, overlay: Arc<Overlay>) -> Self {
         self.overlay = Some(overlay);
+        self
+    }
+
+    /// Misses fail fast, without waiting for a connection, while the
+    /// database heartbeat says it is down.
+    pub fn with_db_health(mut self, health: Arc<BackendHealth>) -> Self {
+        self.db_health = health;
         self
     }
 
@@ -123,7 +133,13 @@ impl<C: CacheTier> CacheAside<C> {
         let wanted_keys: Vec<Bytes> = wanted.iter().map(|&i| keys[i].clone()).collect();
         let use_cache = self.health.usable();
         let cached = if use_cache {
-            match with_timeout(self.cache.name(), self.timeout, self.cache.get_many(&wanted_keys)).await {
+            match with_timeout(
+                self.cache.name(),
+                self.timeout,
+                self.cache.get_many(&wanted_keys),
+            )
+            .await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     Stats::add(&self.stats.cache_errors, 1);
@@ -150,7 +166,10 @@ impl<C: CacheTier> CacheAside<C> {
         }
         if !misses.is_empty() {
             Stats::add(&self.stats.cache_misses, misses.len() as u64);
-            for (i, row) in miss_at.into_iter().zip(self.load_shared(&misses, use_cache).await?) {
+            for (i, row) in miss_at
+                .into_iter()
+                .zip(self.load_shared(&misses, use_cache).await?)
+            {
                 rows[i] = Some(row);
             }
         }
@@ -226,6 +245,12 @@ impl<C: CacheTier> CacheAside<C> {
     /// Takes leases (when the cache is usable), reads the database once for
     /// all `keys`, and fills each under its lease. Rows come back in order.
     async fn load_and_fill(&self, keys: &[Bytes], use_cache: bool) -> Result<Vec<Row>> {
+        if !self.db_health.is_up() {
+            return Err(Error::unavailable(
+                self.store.name(),
+                "marked down after failed health checks",
+            ));
+        }
         let leases = if use_cache {
             futures::future::join_all(keys.iter().map(|k| self.try_lease(k))).await
         } else {

@@ -81,7 +81,13 @@ async fn write_section(engine: &Engine, section: &str, out: &mut String) {
                 out,
                 "# Cache\r\ncache_backend:{}\r\ncache_status:{}\r\ncache_hits:{}\r\ncache_misses:{}\r\ncache_fills:{}\r\ncache_fills_refused:{}\r\ncache_errors:{}\r\n",
                 cache.name(),
-                if health.usable() { "up" } else if health.is_distrusted() { "recovering" } else { "down" },
+                if health.usable() {
+                    "up"
+                } else if health.is_distrusted() {
+                    "recovering"
+                } else {
+                    "down"
+                },
                 g(&st.cache_hits),
                 g(&st.cache_misses),
                 g(&st.cache_fills),
@@ -93,7 +99,11 @@ async fn write_section(engine: &Engine, section: &str, out: &mut String) {
             out,
             "# Database\r\ndb_backend:{}\r\ndb_status:{}\r\ndb_reads:{}\r\ndb_commits:{}\r\nwrite_policy:{}\r\n",
             engine.store.name(),
-            if engine.db_health.is_up() { "up" } else { "down" },
+            if engine.db_health.is_up() {
+                "up"
+            } else {
+                "down"
+            },
             g(&st.db_reads),
             g(&st.db_commits),
             policy_name(engine),
@@ -102,8 +112,18 @@ async fn write_section(engine: &Engine, section: &str, out: &mut String) {
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             let store = &engine.store;
-            match with_timeout(store.name(), engine.config.database.timeout, store.count(now_millis())).await {
-                Ok(c) if c.keys > 0 => write!(out, "db0:keys={},expires={},avg_ttl=0\r\n", c.keys, c.expires),
+            match with_timeout(
+                store.name(),
+                engine.config.database.timeout,
+                store.count(now_millis()),
+            )
+            .await
+            {
+                Ok(c) if c.keys > 0 => write!(
+                    out,
+                    "db0:keys={},expires={},avg_ttl=0\r\n",
+                    c.keys, c.expires
+                ),
                 Ok(_) => Ok(()),
                 Err(e) => write!(out, "# keyspace unavailable: {e}\r\n"),
             }

@@ -9,6 +9,7 @@ use crate::error::with_timeout;
 use crate::keyspace::glob;
 use crate::keyspace::now_millis;
 use crate::resp::Frame;
+use crate::server::session::Session;
 
 fn bulk(text: &str) -> Frame {
     Frame::bulk(Bytes::copy_from_slice(text.as_bytes()))
@@ -230,5 +231,40 @@ pub async fn spillway(engine: &Engine, argv: &[Bytes]) -> Frame {
             "unknown subcommand '{}'. Try SPILLWAY CACHE FLUSH.",
             String::from_utf8_lossy(&argv[1])
         )),
+    }
+}
+
+/// `WAITDB timeout-ms`: blocks until every write-behind write this
+/// connection made is applied in the database, or the timeout passes (0 =
+/// no timeout); replies with how many are still unapplied. As Redis's
+/// `WAIT`/`WAITAOF`, it lets a client ask for stronger durability per write.
+pub async fn waitdb(engine: &Engine, sess: &mut Session, argv: &[Bytes]) -> Frame {
+    let ms = match super::args::parse_i64(&argv[1]) {
+        Some(ms) if ms >= 0 => ms as u64,
+        Some(_) => return Frame::err("timeout is negative"),
+        None => return Frame::err("timeout is not an integer or out of range"),
+    };
+    let Some(behind) = engine.behind() else {
+        return Frame::Integer(0);
+    };
+    let backlog = &behind.writer.backlog;
+    let deadline =
+        (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms));
+    loop {
+        let progress = backlog.progress();
+        let left = sess.still_unapplied(backlog.checkpoint());
+        if left == 0 {
+            return Frame::Integer(0);
+        }
+        let woke = match deadline {
+            Some(at) => tokio::time::timeout_at(at, progress).await.is_ok(),
+            None => {
+                progress.await;
+                true
+            }
+        };
+        if !woke {
+            return Frame::Integer(sess.still_unapplied(backlog.checkpoint()) as i64);
+        }
     }
 }

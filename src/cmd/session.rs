@@ -29,6 +29,7 @@ pub async fn run(engine: &Engine, sess: &mut Session, spec: &Spec, argv: &[Bytes
         "keys" => server::keys(engine, argv).await,
         "flushdb" | "flushall" => server::flush_refused(spec.name),
         "spillway" => server::spillway(engine, argv).await,
+        "waitdb" => server::waitdb(engine, sess, argv).await,
         "multi" => transaction::multi(sess),
         "exec" => transaction::exec(engine, sess).await,
         "discard" => transaction::discard(sess),

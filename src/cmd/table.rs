@@ -152,6 +152,7 @@ pub static COMMANDS: &[Spec] = &[
     spec!("flushdb", -1, W, 0, 0, 0, Session),
     spec!("flushall", -1, W, 0, 0, 0, Session),
     spec!("spillway", -2, A, 0, 0, 0, Session),
+    spec!("waitdb", 2, &["noscript"], 0, 0, 0, Session),
     spec!(
         "multi",
         1,

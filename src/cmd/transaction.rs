@@ -68,8 +68,13 @@ pub async fn exec(engine: &Engine, sess: &mut Session) -> Frame {
         Vec::new()
     } else {
         match engine.write(&data, &watched).await {
-            Ok(Some(replies)) => replies,
-            Ok(None) => return Frame::NullArray,
+            Ok(outcome) => {
+                sess.wrote(outcome.seq);
+                match outcome.replies {
+                    Some(replies) => replies,
+                    None => return Frame::NullArray,
+                }
+            }
             Err(reply) => return reply,
         }
     }

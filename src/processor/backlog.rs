@@ -60,11 +60,31 @@ impl Backlog {
         }
     }
 
+    /// Completes at the next application of records (create it before
+    /// checking the state it should wake you for).
+    pub fn progress(&self) -> tokio::sync::futures::Notified<'_> {
+        self.room.notified()
+    }
+
+    /// Returns once nothing logged is left unapplied.
+    pub async fn wait_empty(&self) {
+        loop {
+            let notified = self.room.notified();
+            if self.pending() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// A record was logged (also at recovery).
     pub fn logged(&self, bytes: u64) {
         self.pending.fetch_add(1, Ordering::AcqRel);
         self.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
-        self.logged_at.lock().unwrap_or_else(|p| p.into_inner()).push_back(Instant::now());
+        self.logged_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Instant::now());
     }
 
     /// Records were applied.
@@ -116,11 +136,17 @@ impl Backlog {
 
     /// Shutdown: keep applying until `deadline`, then give up (the WAL keeps the rest).
     pub fn set_drain_deadline(&self, deadline: Instant) {
-        *self.drain_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        *self
+            .drain_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(deadline);
     }
 
     pub fn drain_expired(&self) -> bool {
-        let deadline = *self.drain_deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = *self
+            .drain_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         deadline.is_some_and(|d| Instant::now() >= d)
     }
 }

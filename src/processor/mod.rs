@@ -81,7 +81,10 @@ impl<C: CacheTier> Processor<C> {
             }
             let rows = coalesce(&batch);
             if !self.apply_until_done(through, &rows, &stop).await {
-                tracing::warn!(pending = self.backlog.pending(), "shutdown deadline passed before the queue drained; the WAL replays the rest at the next start");
+                tracing::warn!(
+                    pending = self.backlog.pending(),
+                    "shutdown deadline passed before the queue drained; the WAL replays the rest at the next start"
+                );
                 return;
             }
             applied_ahead = ahead;
@@ -93,8 +96,14 @@ impl<C: CacheTier> Processor<C> {
             }
             self.backlog.done(batch.iter().map(|i| i.bytes));
             self.backlog.set_checkpoint(through);
-            if let Err(e) = self.wal.checkpoint(Seq(through)) {
-                tracing::warn!(error = %e, "cannot advance the WAL checkpoint; segments are kept");
+            // File writes, renames and fsyncs: off the async workers.
+            let wal = self.wal.clone();
+            match tokio::task::spawn_blocking(move || wal.checkpoint(Seq(through))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot advance the WAL checkpoint; segments are kept")
+                }
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint task failed"),
             }
         }
     }
@@ -127,8 +136,16 @@ impl<C: CacheTier> Processor<C> {
     /// Applies one batch, retrying transient failures with exponential
     /// backoff and jitter until it commits. Nothing acknowledged is dropped:
     /// false only when the shutdown deadline passed first (the WAL keeps it).
-    async fn apply_until_done(&self, through: u64, rows: &[(Bytes, u64, Row)], stop: &CancellationToken) -> bool {
-        let batch: Vec<(Bytes, Row)> = rows.iter().map(|(k, _, r)| (k.clone(), r.clone())).collect();
+    async fn apply_until_done(
+        &self,
+        through: u64,
+        rows: &[(Bytes, u64, Row)],
+        stop: &CancellationToken,
+    ) -> bool {
+        let batch: Vec<(Bytes, Row)> = rows
+            .iter()
+            .map(|(k, _, r)| (k.clone(), r.clone()))
+            .collect();
         let mut backoff = BACKOFF_MIN;
         let mut last_log: Option<tokio::time::Instant> = None;
         loop {
@@ -144,7 +161,8 @@ impl<C: CacheTier> Processor<C> {
                 tracing::warn!(error = %e, rows = batch.len(), through, "write-behind batch not applied; retrying");
                 last_log = Some(tokio::time::Instant::now());
             }
-            let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+            let jitter =
+                Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
             tokio::select! {
                 _ = tokio::time::sleep(backoff + jitter) => {}
                 // At shutdown, keep trying only as long as the drain deadline allows.
@@ -166,7 +184,10 @@ fn coalesce(batch: &[Item]) -> Vec<(Bytes, u64, Row)> {
             }
         }
     }
-    latest.into_iter().map(|(k, (seq, row))| (k.clone(), seq, row.clone())).collect()
+    latest
+        .into_iter()
+        .map(|(k, (seq, row))| (k.clone(), seq, row.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -176,12 +197,23 @@ mod tests {
 
     #[test]
     fn coalescing_keeps_the_highest_sequence_per_key_whatever_the_arrival_order() {
-        let row = |v| Row { entry: None, version: Version(v) };
+        let row = |v| Row {
+            entry: None,
+            version: Version(v),
+        };
         let k = Bytes::from_static(b"k");
         let j = Bytes::from_static(b"j");
         let batch = vec![
-            Item { seq: 5, rows: vec![(k.clone(), row(50))], bytes: 1 },
-            Item { seq: 3, rows: vec![(k.clone(), row(30)), (j.clone(), row(31))], bytes: 1 },
+            Item {
+                seq: 5,
+                rows: vec![(k.clone(), row(50))],
+                bytes: 1,
+            },
+            Item {
+                seq: 3,
+                rows: vec![(k.clone(), row(30)), (j.clone(), row(31))],
+                bytes: 1,
+            },
         ];
         let mut out = coalesce(&batch);
         out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -48,8 +48,15 @@ pub async fn dispatch(engine: &Engine, s: &mut Session, argv: Vec<Bytes>) -> Fra
                 return err;
             }
             match engine.write(&[Call { spec, argv }], &[]).await {
-                Ok(Some(mut replies)) => replies.pop().unwrap_or_else(|| Frame::err("no reply")),
-                Ok(None) => Frame::NullArray,
+                Ok(outcome) => {
+                    s.wrote(outcome.seq);
+                    match outcome.replies {
+                        Some(mut replies) => {
+                            replies.pop().unwrap_or_else(|| Frame::err("no reply"))
+                        }
+                        None => Frame::NullArray,
+                    }
+                }
                 Err(reply) => reply,
             }
         }

@@ -73,6 +73,7 @@ pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: Cancellat
     );
     connections.close();
     let grace = engine.config.server.shutdown_timeout;
+    let deadline = std::time::Instant::now() + grace;
     if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()

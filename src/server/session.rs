@@ -22,6 +22,9 @@ pub struct Session {
     pub watched: Vec<Watched>,
     /// Set by QUIT: close after this reply.
     pub closing: bool,
+    /// WAL sequences of this connection's write-behind writes that may not
+    /// be applied yet (WAITDB counts them).
+    pub unapplied: std::collections::VecDeque<u64>,
 }
 
 impl Session {
@@ -32,6 +35,19 @@ impl Session {
             authenticated: !needs_auth,
             ..Session::default()
         }
+    }
+
+    /// Remembers a write-behind write for WAITDB.
+    pub fn wrote(&mut self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            self.unapplied.push_back(seq);
+        }
+    }
+
+    /// Forgets writes at or below the checkpoint; returns how many remain.
+    pub fn still_unapplied(&mut self, checkpoint: u64) -> usize {
+        self.unapplied.retain(|&s| s > checkpoint);
+        self.unapplied.len()
     }
 
     /// Ends any transaction and forgets WATCHed keys.

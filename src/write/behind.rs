@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::locks::KeyLocks;
-use super::{Call, Watched, call_keys, is_blind, record};
+use super::{Call, Outcome, Watched, call_keys, is_blind, record};
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
 use crate::cmd::Exec;
@@ -51,7 +51,7 @@ pub enum Refusal {
 
 impl<C: CacheTier> WriteBehind<C> {
     /// Runs `calls` as one unit. `Ok(None)`: a watched key changed.
-    pub async fn execute(&self, calls: &[Call], watched: &[Watched]) -> Result<Option<Vec<Frame>>, Refusal> {
+    pub async fn execute(&self, calls: &[Call], watched: &[Watched]) -> Result<Outcome, Refusal> {
         let keys = call_keys(calls, watched);
         let _local = self.locks.lock(&keys).await;
         let mut ws = WorkingSet::new(now_millis());
@@ -72,7 +72,7 @@ impl<C: CacheTier> WriteBehind<C> {
             Err(e) => return Err(Refusal::Backend(e)),
         };
         if watched.iter().any(|w| w.broken(&ws)) {
-            return Ok(None);
+            return Ok(Outcome::default());
         }
         let mut replies = Vec::with_capacity(calls.len());
         for call in calls {
@@ -87,28 +87,54 @@ impl<C: CacheTier> WriteBehind<C> {
             }
         }
         if !ws.has_changes() {
-            return Ok(Some(replies));
+            return Ok(Outcome {
+                replies: Some(replies),
+                seq: None,
+            });
         }
-        let floor = keys.iter().map(|k| ws.loaded_version(k)).max().unwrap_or(Version::ZERO);
+        let floor = keys
+            .iter()
+            .map(|k| ws.loaded_version(k))
+            .max()
+            .unwrap_or(Version::ZERO);
         let version = self.hlc.next_above(floor);
         let rows: Vec<(Bytes, Row)> = ws
             .changed()
-            .map(|(k, row)| (k.clone(), Row { entry: row.entry.clone(), version }))
+            .map(|(k, row)| {
+                (
+                    k.clone(),
+                    Row {
+                        entry: row.entry.clone(),
+                        version,
+                    },
+                )
+            })
             .collect();
         if !self.backlog.wait_for_room(self.backpressure_wait).await {
             return Err(Refusal::Busy);
         }
         let payload = record::encode(&rows);
         let bytes = payload.len() as u64;
-        let seq = self.wal.append(version.0, payload).await.map_err(Refusal::Backend)?;
+        let seq = self
+            .wal
+            .append(version.0, payload)
+            .await
+            .map_err(Refusal::Backend)?;
         self.overlay.insert(seq.0, &rows);
         self.backlog.logged(bytes);
         let changed: Vec<Bytes> = rows.iter().map(|(k, _)| k.clone()).collect();
         self.aside.invalidate(&changed).await;
         // The processor only stops after the write path at shutdown; a send
         // error cannot lose the write: it is in the WAL and replayed.
-        let _ = self.queue.send(Item { seq: seq.0, rows, bytes });
-        Ok(Some(replies))
+        let _ = self.queue.send(Item {
+            seq: seq.0,
+            rows,
+            bytes,
+        });
+        Ok(Outcome {
+            replies: Some(replies),
+            seq: Some(seq.0),
+        })
     }
 }
 

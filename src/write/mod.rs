@@ -21,6 +21,15 @@ pub struct Call {
     pub argv: Vec<Bytes>,
 }
 
+/// What a write returned: its replies (`None`: a watched key changed and
+/// nothing was written) and, under write-behind, the WAL sequence it was
+/// logged at (for WAITDB).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub replies: Option<Vec<crate::resp::Frame>>,
+    pub seq: Option<u64>,
+}
+
 /// A key a client WATCHed: its version then, and its expiry if it was live.
 #[derive(Clone, Debug)]
 pub struct Watched {
@@ -43,7 +52,10 @@ impl Watched {
 /// Every distinct key the calls and the watched keys name, in first-seen order.
 pub fn call_keys(calls: &[Call], watched: &[Watched]) -> Vec<Bytes> {
     let mut keys: Vec<Bytes> = Vec::new();
-    let named = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).chain(watched.iter().map(|w| &w.key));
+    let named = calls
+        .iter()
+        .flat_map(|c| c.spec.keys(&c.argv))
+        .chain(watched.iter().map(|w| &w.key));
     for k in named {
         if !keys.contains(k) {
             keys.push(k.clone());
@@ -58,7 +70,10 @@ pub fn is_blind(call: &Call) -> bool {
     match call.spec.name {
         "setex" | "psetex" | "mset" | "del" | "unlink" => true,
         "set" => !call.argv[3..].iter().any(|a| {
-            matches!(a.to_ascii_lowercase().as_slice(), b"nx" | b"xx" | b"get" | b"keepttl")
+            matches!(
+                a.to_ascii_lowercase().as_slice(),
+                b"nx" | b"xx" | b"get" | b"keepttl"
+            )
         }),
         _ => false,
     }

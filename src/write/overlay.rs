@@ -37,7 +37,13 @@ impl Overlay {
     pub fn insert(&self, seq: u64, rows: &[(Bytes, Row)]) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         for (key, row) in rows {
-            keys.insert(key.clone(), Pending { row: row.clone(), seq });
+            keys.insert(
+                key.clone(),
+                Pending {
+                    row: row.clone(),
+                    seq,
+                },
+            );
         }
     }
 
@@ -69,7 +75,10 @@ mod tests {
     fn a_later_pending_write_survives_the_application_of_an_earlier_one() {
         let o = Overlay::default();
         let k = Bytes::from_static(b"k");
-        let row = |v| Row { entry: None, version: Version(v) };
+        let row = |v| Row {
+            entry: None,
+            version: Version(v),
+        };
         o.insert(1, &[(k.clone(), row(1))]);
         o.insert(2, &[(k.clone(), row(2))]);
         o.applied(&k, 1);

@@ -13,7 +13,7 @@ use super::behind::{Refusal, WriteBehind};
 use super::locks::KeyLocks;
 use super::overlay::Overlay;
 use super::through::WriteThrough;
-use super::{Call, Watched, record};
+use super::{Call, Outcome, Watched, record};
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
 use crate::config::Config;
@@ -38,10 +38,22 @@ pub struct Behind<C> {
 }
 
 impl<C: CacheTier> Writer<C> {
-    pub async fn execute(&self, calls: &[Call], watched: &[Watched]) -> std::result::Result<Option<Vec<Frame>>, Frame> {
+    pub async fn execute(
+        &self,
+        calls: &[Call],
+        watched: &[Watched],
+    ) -> std::result::Result<Outcome, Frame> {
         match self {
-            Writer::Through(w) => w.execute(calls, watched).await.map_err(Frame::err),
-            Writer::Behind(b) => b.writer.execute(calls, watched).await.map_err(Refusal::into_frame),
+            Writer::Through(w) => w
+                .execute(calls, watched)
+                .await
+                .map(|replies| Outcome { replies, seq: None })
+                .map_err(Frame::err),
+            Writer::Behind(b) => b
+                .writer
+                .execute(calls, watched)
+                .await
+                .map_err(Refusal::into_frame),
         }
     }
 
@@ -61,7 +73,10 @@ impl<C: CacheTier> Writer<C> {
         if let Some(task) = task {
             let left = deadline.saturating_duration_since(Instant::now());
             if tokio::time::timeout(left, task).await.is_err() {
-                tracing::warn!(pending = b.writer.backlog.pending(), "write-behind queue not drained by the shutdown deadline; the WAL replays it at the next start");
+                tracing::warn!(
+                    pending = b.writer.backlog.pending(),
+                    "write-behind queue not drained by the shutdown deadline; the WAL replays it at the next start"
+                );
             }
         }
         if let Err(e) = b.writer.wal.close().await {
@@ -82,21 +97,19 @@ pub async fn open_behind<C: CacheTier>(
 ) -> Result<Behind<C>> {
     let wb = &config.write_behind;
     let instance = instance_id(&wb.wal_dir)?;
-    let db_checkpoint = with_timeout(store.name(), config.database.timeout, store.checkpoint(&instance)).await?;
+    let db_checkpoint = with_timeout(
+        store.name(),
+        config.database.timeout,
+        store.checkpoint(&instance),
+    )
+    .await?;
     let checkpoint = db_checkpoint.unwrap_or(0);
     let (wal, recovered) = Wal::open(WalOptions::from_config(wb)?, Seq(checkpoint))?;
-    if let Some(oldest) = recovered.oldest_retained {
-        if oldest.0 > checkpoint + 1 {
-            return Err(Error::Corruption {
-                backend: store.name(),
-                detail: format!(
-                    "the database checkpoint of instance {instance} is {checkpoint} but the WAL starts at {}: the database lost applied writes (restored from a backup?); refusing to start",
-                    oldest.0
-                ),
-            });
-        }
-    }
-    let backlog = Arc::new(Backlog::new(wb.max_pending, wb.max_pending_bytes.0, checkpoint));
+    let backlog = Arc::new(Backlog::new(
+        wb.max_pending,
+        wb.max_pending_bytes.0,
+        checkpoint,
+    ));
     let (queue, rx) = mpsc::unbounded_channel();
     let started = Instant::now();
     let replayed = recovered.records.len();
@@ -109,7 +122,11 @@ pub async fn open_behind<C: CacheTier>(
         overlay.insert(rec.seq.0, &rows);
         let bytes = rec.payload.len() as u64;
         backlog.logged(bytes);
-        let _ = queue.send(Item { seq: rec.seq.0, rows, bytes });
+        let _ = queue.send(Item {
+            seq: rec.seq.0,
+            rows,
+            bytes,
+        });
     }
     if replayed > 0 {
         tracing::info!(records = replayed, keys = overlay.len(), elapsed = ?started.elapsed(), "replayed unapplied WAL records; applying them in the background");
@@ -142,7 +159,43 @@ pub async fn open_behind<C: CacheTier>(
         backpressure_wait: wb.backpressure_wait,
         locks: KeyLocks::default(),
     };
-    Ok(Behind { writer, instance, stop, task: std::sync::Mutex::new(Some(task)) })
+    Ok(Behind {
+        writer,
+        instance,
+        stop,
+        task: std::sync::Mutex::new(Some(task)),
+    })
+}
+
+/// Under write-through or read-only: if an earlier write-behind run left
+/// unapplied records in the WAL, apply them all before serving, so no
+/// acknowledged write is skipped and no new write overtakes an older one.
+pub async fn apply_leftover_wal<C: CacheTier>(
+    config: &Config,
+    store: Arc<dyn Store>,
+    aside: Arc<CacheAside<C>>,
+    hlc: Arc<Hlc>,
+) -> Result<()> {
+    let dir = &config.write_behind.wal_dir;
+    if !dir.join("instance-id").exists() {
+        return Ok(());
+    }
+    let overlay = Arc::new(Overlay::default());
+    let behind = open_behind(config, store, aside, overlay, hlc).await?;
+    let backlog = behind.writer.backlog.clone();
+    if backlog.pending() > 0 {
+        tracing::warn!(
+            records = backlog.pending(),
+            dir = %dir.display(),
+            "unapplied write-behind records found; applying them before serving"
+        );
+        backlog.wait_empty().await;
+        tracing::info!("leftover write-behind records applied");
+    }
+    Writer::Behind(behind)
+        .close(Instant::now() + config.server.shutdown_timeout)
+        .await;
+    Ok(())
 }
 
 /// This instance's id: made once, kept beside its WAL, so the checkpoint in
@@ -156,7 +209,11 @@ fn instance_id(dir: &Path) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    let id = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+    let id = format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
     let tmp = dir.join("instance-id.tmp");
     std::fs::write(&tmp, &id)?;
     std::fs::File::open(&tmp)?.sync_all()?;

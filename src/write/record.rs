@@ -60,8 +60,20 @@ mod tests {
     #[test]
     fn records_round_trip_and_reject_garbage() {
         let rows = vec![
-            (Bytes::from_static(b"a"), Row { entry: Some(Entry::new(Value::Str(Bytes::from_static(b"\0\r\n")))), version: Version(7) }),
-            (Bytes::from_static(b""), Row { entry: None, version: Version(8) }),
+            (
+                Bytes::from_static(b"a"),
+                Row {
+                    entry: Some(Entry::new(Value::Str(Bytes::from_static(b"\0\r\n")))),
+                    version: Version(7),
+                },
+            ),
+            (
+                Bytes::from_static(b""),
+                Row {
+                    entry: None,
+                    version: Version(8),
+                },
+            ),
         ];
         let bytes = encode(&rows);
         assert_eq!(decode(bytes.clone()).unwrap(), rows);

@@ -1144,6 +1144,7 @@ pub(crate) static CASES: &[Case] = &[
             &["GET", "cf:k"],
             &["HGETALL", "cf:h"],
             &["GET", "cf:missing"],
+            &["WAITDB", "100"],
         ],
     ),
     Case::new(
