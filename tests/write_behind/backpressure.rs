@@ -25,7 +25,12 @@ fn a_full_backlog_refuses_with_busy_and_keeps_what_it_acknowledged() {
     let mut conn = sp.raw();
     for i in 0..20 {
         let reply = conn.cmd(&["SET", &format!("bp:{i}"), &format!("v{i}")]);
-        assert_eq!(reply, b"+OK\r\n", "write {i} of 20: {}", reply.escape_ascii());
+        assert_eq!(
+            reply,
+            b"+OK\r\n",
+            "write {i} of 20: {}",
+            reply.escape_ascii()
+        );
     }
     let asked = Instant::now();
     let reply = conn.cmd(&["SET", "bp:20", "v20"]);
@@ -35,7 +40,11 @@ fn a_full_backlog_refuses_with_busy_and_keeps_what_it_acknowledged() {
         waited >= Duration::from_millis(190),
         "BUSY came after {waited:?}, before backpressure_wait"
     );
-    assert_eq!(info_u64(&sp, "wb_pending"), 20, "the refused write was not logged");
+    assert_eq!(
+        info_u64(&sp, "wb_pending"),
+        20,
+        "the refused write was not logged"
+    );
     let reply = conn.cmd(&["DEL", "bp:0"]);
     assert_eq!(reply, BUSY, "a delete counts too: {}", reply.escape_ascii());
 
@@ -49,7 +58,11 @@ fn a_full_backlog_refuses_with_busy_and_keeps_what_it_acknowledged() {
             "acknowledged write bp:{i}"
         );
     }
-    assert_eq!(rows.get("bp:20"), None, "the refused write reached Postgres");
+    assert_eq!(
+        rows.get("bp:20"),
+        None,
+        "the refused write reached Postgres"
+    );
     assert_eq!(conn.cmd(&["GET", "bp:20"]), b"$-1\r\n");
 
     assert_eq!(conn.cmd(&["SET", "bp:20", "v20"]), b"+OK\r\n");

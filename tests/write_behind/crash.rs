@@ -48,6 +48,13 @@ fn sigkill_during_load_and_replay_loses_no_acknowledged_write() {
         &tally.errors[..tally.errors.len().min(10)]
     );
 
+    let unanswered = tally
+        .sent
+        .iter()
+        .filter(|(k, sent)| tally.acked.get(*k) != Some(sent))
+        .count();
+    eprintln!("{unanswered} keys had writes in flight at a crash");
+
     let deleted = delete_some(&sp, &tally);
     sp.sigkill();
     sp.restart();
@@ -144,5 +151,9 @@ fn check_rows(
         );
     }
     let strings = tally.sent.keys().filter(|k| k.starts_with("s:")).count();
-    assert_eq!(strings, load::STRING_KEYS, "the load wrote every string key");
+    assert_eq!(
+        strings,
+        load::STRING_KEYS,
+        "the load wrote every string key"
+    );
 }

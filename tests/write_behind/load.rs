@@ -203,7 +203,9 @@ fn run_batch(
     rng: &mut Rng,
     next: &mut BTreeMap<String, u64>,
 ) -> bool {
-    let cmds: Vec<Cmd> = (0..BATCH).map(|_| make_cmd(shared.mix, rng, next)).collect();
+    let cmds: Vec<Cmd> = (0..BATCH)
+        .map(|_| make_cmd(shared.mix, rng, next))
+        .collect();
     {
         let mut tally = lock(&shared.tally);
         for (key, value) in cmds.iter().flat_map(|c| &c.writes) {

@@ -63,8 +63,8 @@ fn info_field(sp: &Spillway, field: &str) -> Option<String> {
 
 /// A numeric INFO field; fails the test if INFO does not report it.
 fn info_u64(sp: &Spillway, field: &str) -> u64 {
-    let value = info_field(sp, field)
-        .unwrap_or_else(|| sp.fail(&format!("INFO does not report {field}")));
+    let value =
+        info_field(sp, field).unwrap_or_else(|| sp.fail(&format!("INFO does not report {field}")));
     value
         .parse()
         .unwrap_or_else(|_| sp.fail(&format!("INFO {field}:{value} is not a number")))
@@ -119,7 +119,7 @@ fn stored_rows(psql: impl Fn(&str) -> String) -> BTreeMap<String, Stored> {
 /// The hash encoding of the `value` column: `(u32 big-endian length,
 /// bytes)` for each field and its value, in insertion order.
 fn decode_hash(mut buf: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut take = |buf: &mut &[u8]| -> Vec<u8> {
+    let take = |buf: &mut &[u8]| -> Vec<u8> {
         assert!(buf.len() >= 4, "truncated hash field length");
         let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
         assert!(buf.len() >= 4 + len, "truncated hash field");
@@ -137,7 +137,7 @@ fn decode_hash(mut buf: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 fn unhex(hex: &str) -> Vec<u8> {
-    assert!(hex.len() % 2 == 0, "odd hex {hex:?}");
+    assert!(hex.len().is_multiple_of(2), "odd hex {hex:?}");
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex from psql"))

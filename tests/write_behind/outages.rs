@@ -87,9 +87,16 @@ fn writes_are_acknowledged_and_kept_through_cache_and_database_outages() {
             Some(Stored::Str(v)) => as_counter(v),
             other => panic!("{key}: acknowledged {acked}, Postgres holds {other:?}"),
         };
-        assert_eq!(stored, acked, "{key}: Postgres holds an older or newer value");
+        assert_eq!(
+            stored, acked,
+            "{key}: Postgres holds an older or newer value"
+        );
     }
-    assert_eq!(rows.len(), tally.acked.len(), "no rows beyond the written keys");
+    assert_eq!(
+        rows.len(),
+        tally.acked.len(),
+        "no rows beyond the written keys"
+    );
     let mut conn = sp.raw();
     assert_eq!(conn.cmd(&["GET", "never:written"]), b"$-1\r\n");
     reads_show_acked(&mut conn, &tally, None);

@@ -54,7 +54,12 @@ fn log_unapplied_writes(sp: &mut Spillway, pg: &mut Postgres, prefix: &str, n: u
     let mut conn = sp.raw();
     for i in 0..n {
         let reply = conn.cmd(&["SET", &format!("{prefix}:{i}"), &format!("v{i}")]);
-        assert_eq!(reply, b"+OK\r\n", "SET {prefix}:{i}: {}", reply.escape_ascii());
+        assert_eq!(
+            reply,
+            b"+OK\r\n",
+            "SET {prefix}:{i}: {}",
+            reply.escape_ascii()
+        );
     }
     assert_eq!(info_u64(sp, "wb_pending"), n as u64);
     sp.sigkill();
@@ -70,11 +75,16 @@ fn a_flipped_byte_mid_log_refuses_the_start_naming_segment_and_offset() {
     let redis = RedisServer::start();
     let mut pg = Postgres::start();
     let mut sp = start(&redis, &pg.url(), &[]);
-    log_unapplied_writes(&mut sp, &mut pg, "c", 30);
+    log_unapplied_writes(&mut sp, &mut pg, "c", 10);
 
     let last = segments(&sp).pop().expect("a WAL segment");
     let frames = frames(&last);
-    assert!(frames.len() >= 3, "{} holds {} frames", last.display(), frames.len());
+    assert!(
+        frames.len() >= 3,
+        "{} holds {} frames",
+        last.display(),
+        frames.len()
+    );
     // A record in the middle, with intact records after it.
     let (start, end) = frames[frames.len() / 2];
     let flip = (start + FRAME_HEADER + end) / 2;
@@ -108,7 +118,7 @@ fn a_flipped_byte_mid_log_refuses_the_start_naming_segment_and_offset() {
 
 #[test]
 fn a_torn_tail_is_cut_and_every_earlier_record_replayed() {
-    const N: usize = 30;
+    const N: usize = 10;
     let redis = RedisServer::start();
     let mut pg = Postgres::start();
     let mut sp = start(&redis, &pg.url(), &[]);
@@ -117,7 +127,11 @@ fn a_torn_tail_is_cut_and_every_earlier_record_replayed() {
     let last = segments(&sp).pop().expect("a WAL segment");
     let frames = frames(&last);
     let (start, end) = *frames.last().expect("frames in the last segment");
-    assert_eq!(end, std::fs::metadata(&last).unwrap().len(), "no trailing bytes");
+    assert_eq!(
+        end,
+        std::fs::metadata(&last).unwrap().len(),
+        "no trailing bytes"
+    );
     // Cut the last record (the last write, t:{N-1}) short, as a crash in
     // the middle of its write would.
     let cut = end - 3;
