@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{Postgres, RedisServer};
-use crate::{Stored, info_u64, start, stored_rows, wait_drained};
+use crate::{Stored, info_u64, start, stored_rows, wait_db_up, wait_drained};
 
 const BUSY: &[u8] = b"-BUSY spillway write-behind queue full, try again later\r\n";
 
@@ -50,6 +50,7 @@ fn a_full_backlog_refuses_with_busy_and_keeps_what_it_acknowledged() {
 
     pg.start_again();
     wait_drained(&sp);
+    wait_db_up(&sp);
     let rows = stored_rows(|sql| pg.psql(sql));
     for i in 0..20 {
         assert_eq!(
@@ -63,7 +64,8 @@ fn a_full_backlog_refuses_with_busy_and_keeps_what_it_acknowledged() {
         None,
         "the refused write reached Postgres"
     );
-    assert_eq!(conn.cmd(&["GET", "bp:20"]), b"$-1\r\n");
+    let reply = conn.cmd(&["GET", "bp:20"]);
+    assert_eq!(reply, b"$-1\r\n", "GET bp:20: {}", reply.escape_ascii());
 
     assert_eq!(conn.cmd(&["SET", "bp:20", "v20"]), b"+OK\r\n");
     assert_eq!(conn.cmd(&["DEL", "bp:0"]), b":1\r\n");

@@ -6,13 +6,16 @@
 //! The test thread can crash spillway under it ([`Load::crash`]): the load
 //! notices the lost connection, counts the unanswered commands as sent but
 //! not acknowledged, and reconnects once the test says spillway is back
-//! ([`Load::resume`]). [`Load::hold`] pauses it between batches, so reads
-//! can be compared with what was acknowledged.
+//! ([`Load::resume`]), then writes a fresh generation of keys: what was in
+//! flight at the crash stays the last write of its key, so the check after
+//! the drain sees the outcome of every crash, not only of the last one.
+//! [`Load::hold`] pauses it between batches, so reads can be compared with
+//! what was acknowledged.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,7 +36,7 @@ pub enum Mix {
     WithHashes,
 }
 
-/// Keys `s:0..` hold strings, keys `h:0..` hashes.
+/// Keys `G:s:0..` hold strings, keys `G:h:0..` hashes, `G` the generation.
 pub const STRING_KEYS: usize = 200;
 pub const HASH_KEYS: usize = 20;
 
@@ -54,6 +57,8 @@ struct Shared {
     addr: SocketAddr,
     mix: Mix,
     stop: AtomicBool,
+    /// Prefix of the keys written now; [`Load::resume`] moves to the next.
+    generation: AtomicUsize,
     /// Whether spillway is up; held while connecting, so a crash cannot
     /// happen between the check and the connect.
     up: Mutex<bool>,
@@ -73,6 +78,7 @@ impl Load {
             addr,
             mix,
             stop: AtomicBool::new(false),
+            generation: AtomicUsize::new(0),
             up: Mutex::new(true),
             batch: Mutex::new(()),
             tally: Mutex::new(Tally::default()),
@@ -119,9 +125,12 @@ impl Load {
         kill();
     }
 
-    /// Spillway answers again: the load may reconnect.
+    /// Spillway answers again: the load may reconnect, and writes the
+    /// next generation of keys.
     pub fn resume(&self) {
-        *lock(&self.shared.up) = true;
+        let mut up = lock(&self.shared.up);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        *up = true;
     }
 
     /// Pauses the load between batches for as long as the guard lives.
@@ -203,8 +212,9 @@ fn run_batch(
     rng: &mut Rng,
     next: &mut BTreeMap<String, u64>,
 ) -> bool {
+    let generation = shared.generation.load(Ordering::SeqCst);
     let cmds: Vec<Cmd> = (0..BATCH)
-        .map(|_| make_cmd(shared.mix, rng, next))
+        .map(|_| make_cmd(shared.mix, generation, rng, next))
         .collect();
     {
         let mut tally = lock(&shared.tally);
@@ -239,7 +249,7 @@ fn run_batch(
     true
 }
 
-fn make_cmd(mix: Mix, rng: &mut Rng, next: &mut BTreeMap<String, u64>) -> Cmd {
+fn make_cmd(mix: Mix, generation: usize, rng: &mut Rng, next: &mut BTreeMap<String, u64>) -> Cmd {
     let mut bump = |key: String| {
         let value = next.entry(key.clone()).or_default();
         *value += 1;
@@ -250,7 +260,7 @@ fn make_cmd(mix: Mix, rng: &mut Rng, next: &mut BTreeMap<String, u64>) -> Cmd {
         // MSET of three distinct string keys.
         let first = rng.below(STRING_KEYS);
         let writes: Vec<(String, u64)> = (0..3)
-            .map(|i| bump(format!("s:{}", (first + i * 67) % STRING_KEYS)))
+            .map(|i| bump(format!("{generation}:s:{}", (first + i * 67) % STRING_KEYS)))
             .collect();
         let mut args = vec!["MSET".to_string()];
         for (key, value) in &writes {
@@ -263,13 +273,13 @@ fn make_cmd(mix: Mix, rng: &mut Rng, next: &mut BTreeMap<String, u64>) -> Cmd {
         };
     }
     if roll == 1 && matches!(mix, Mix::WithHashes) {
-        let (key, value) = bump(format!("h:{}", rng.below(HASH_KEYS)));
+        let (key, value) = bump(format!("{generation}:h:{}", rng.below(HASH_KEYS)));
         return Cmd {
             bytes: encode_command(&["HSET", key.as_str(), "f", &value.to_string()]),
             writes: vec![(key, value)],
         };
     }
-    let (key, value) = bump(format!("s:{}", rng.below(STRING_KEYS)));
+    let (key, value) = bump(format!("{generation}:s:{}", rng.below(STRING_KEYS)));
     Cmd {
         bytes: encode_command(&["SET", key.as_str(), &value.to_string()]),
         writes: vec![(key, value)],
@@ -286,4 +296,9 @@ impl Rng {
         self.0 ^= self.0 << 17;
         (self.0 % n as u64) as usize
     }
+}
+
+/// Whether a key the load wrote holds a hash.
+pub fn is_hash(key: &str) -> bool {
+    key.contains(":h:")
 }

@@ -83,6 +83,20 @@ fn wait_drained(sp: &Spillway) {
     }
 }
 
+/// Waits until the heartbeat reports the database up again (`db_status:up`);
+/// until then a read that misses the cache is refused.
+#[track_caller]
+fn wait_db_up(sp: &Spillway) {
+    if !support::poll_until(DRAIN_TIMEOUT, || {
+        info_field(sp, "db_status").as_deref() == Some("up")
+    }) {
+        sp.fail(&format!(
+            "db_status still {:?} after {DRAIN_TIMEOUT:?}",
+            info_field(sp, "db_status")
+        ));
+    }
+}
+
 /// What `spillway_kv` holds for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stored {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::load::{Load, Mix, Tally};
 use crate::support::{self, Postgres, RawConn, RedisServer};
-use crate::{Stored, as_counter, info_u64, start, stored_rows, wait_drained};
+use crate::{Stored, as_counter, info_u64, start, stored_rows, wait_db_up, wait_drained};
 
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long Postgres stays down while the load runs.
@@ -80,6 +80,7 @@ fn writes_are_acknowledged_and_kept_through_cache_and_database_outages() {
     );
     assert_eq!(tally.acked, tally.sent, "every write was acknowledged");
     wait_drained(&sp);
+    wait_db_up(&sp);
 
     let rows = stored_rows(|sql| pg.psql(sql));
     for (key, &acked) in &tally.acked {
@@ -98,7 +99,8 @@ fn writes_are_acknowledged_and_kept_through_cache_and_database_outages() {
         "no rows beyond the written keys"
     );
     let mut conn = sp.raw();
-    assert_eq!(conn.cmd(&["GET", "never:written"]), b"$-1\r\n");
+    let reply = conn.cmd(&["GET", "never:written"]);
+    assert_eq!(reply, b"$-1\r\n", "{}", reply.escape_ascii());
     reads_show_acked(&mut conn, &tally, None);
 }
 
