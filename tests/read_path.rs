@@ -23,7 +23,9 @@ use spillway::error::Result;
 use spillway::health::CacheHealth;
 use spillway::keyspace::{Hlc, Row, Value, Version};
 use spillway::stats::Stats;
-use spillway::store::{self, BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions};
+use spillway::store::{
+    self, BoxFuture, DeadLetter, KeyCounts, Locked, Record, Refused, ScanPage, Store, StoreOptions,
+};
 use spillway::write::Call;
 use spillway::write::through::WriteThrough;
 use support::{PgDatabase, RedisServer};
@@ -61,6 +63,43 @@ impl Store for Gated {
         rows: &'a [(Bytes, Row)],
     ) -> BoxFuture<'a, Result<()>> {
         self.inner.apply(instance, through, rows)
+    }
+    fn apply_with_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        through: u64,
+        rows: &'a [Record],
+        parked: &'a [Record],
+    ) -> BoxFuture<'a, Result<Vec<Refused>>> {
+        self.inner
+            .apply_with_dead_letters(instance, through, rows, parked)
+    }
+    fn dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>>> {
+        self.inner.dead_letters(instance, limit)
+    }
+    fn dead_letter_keys<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(Bytes, u64)>>> {
+        self.inner.dead_letter_keys(instance)
+    }
+    fn retry_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<u64>> {
+        self.inner.retry_dead_letters(instance, key)
+    }
+    fn drop_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<u64>> {
+        self.inner.drop_dead_letters(instance, key)
     }
     fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
         self.inner.checkpoint(instance)

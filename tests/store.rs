@@ -733,6 +733,196 @@ async fn dead_letter_table_takes_a_record(_store: Arc<dyn Store>, url: String) {
     }
 }
 
+/// Makes the database refuse, for good, any row of the key "bad" whose
+/// value is "poison" (a CHECK constraint; a trigger in SQLite, whose tables
+/// cannot gain one). `false` takes the refusal away again.
+async fn refuse_poison(url: &str, on: bool) {
+    let sql = match (url.starts_with("sqlite:"), on) {
+        (true, true) => {
+            "CREATE TRIGGER no_poison BEFORE INSERT ON spillway_kv \
+             WHEN NEW.value = X'706f69736f6e' \
+             BEGIN SELECT RAISE(ABORT, 'no poison'); END"
+        }
+        (true, false) => "DROP TRIGGER no_poison",
+        (false, true) => {
+            "ALTER TABLE spillway_kv ADD CONSTRAINT no_poison \
+             CHECK (value IS NULL OR value <> '\\x706f69736f6e'::bytea)"
+        }
+        (false, false) => "ALTER TABLE spillway_kv DROP CONSTRAINT no_poison",
+    };
+    raw_sql(url, sql).await;
+}
+
+fn rec(seq: u64, key: &[u8], row: Row) -> store::Record {
+    store::Record {
+        seq,
+        key: b(key),
+        row,
+    }
+}
+
+async fn rejected_rows_become_dead_letters(store: Arc<dyn Store>, url: String) {
+    refuse_poison(&url, true).await;
+    let mut rows: Vec<store::Record> = (0..20u64)
+        .map(|i| {
+            rec(
+                i + 1,
+                format!("g{i}").as_bytes(),
+                string(b"good", None, i + 1),
+            )
+        })
+        .collect();
+    rows.insert(7, rec(30, b"bad", string(b"poison", None, 30)));
+    let parked = [rec(31, b"held", string(b"v", None, 31))];
+
+    // The plain batch is refused as a whole.
+    let plain: Vec<(Bytes, Row)> = rows
+        .iter()
+        .map(|r| (r.key.clone(), r.row.clone()))
+        .collect();
+    let err = store.apply("a", 31, &plain).await.expect_err("rejected");
+    assert!(matches!(err, Error::Rejected { .. }), "{err}");
+
+    let refused = store
+        .apply_with_dead_letters("a", 31, &rows, &parked)
+        .await
+        .expect("apply with dead letters");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!((refused[0].seq, &refused[0].key[..]), (30, &b"bad"[..]));
+    assert!(
+        refused[0].error.contains("no_poison") || refused[0].error.contains("no poison"),
+        "{}",
+        refused[0].error
+    );
+
+    let probe = [b(b"g0"), b(b"g19"), b(b"bad"), b(b"held")];
+    let (got, checkpoint) = state(&*store, &probe, "a").await;
+    assert_eq!(
+        checkpoint,
+        Some(31),
+        "the checkpoint passes the dead letters"
+    );
+    assert_eq!(
+        got[..2],
+        [string(b"good", None, 1), string(b"good", None, 20)]
+    );
+    assert_eq!(got[2..], [Row::absent(), Row::absent()]);
+
+    let letters = store.dead_letters("a", 100).await.expect("list");
+    let seen: Vec<(u64, &[u8], bool)> = letters
+        .iter()
+        .map(|d| (d.seq, &d.key[..], d.error == store::dead_letters::PARKED))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(31, &b"held"[..], true), (30, &b"bad"[..], false)]
+    );
+    assert_eq!(letters[1].row, string(b"poison", None, 30));
+    assert!(letters[0].id < letters[1].id && letters[1].failed_at > 0);
+
+    // The same batch again (a commit whose outcome was unknown): no copies.
+    store
+        .apply_with_dead_letters("a", 31, &rows, &parked)
+        .await
+        .expect("replayed");
+    assert_eq!(store.dead_letters("a", 100).await.expect("list").len(), 2);
+    let mut keys = store.dead_letter_keys("a").await.expect("keys");
+    keys.sort();
+    assert_eq!(keys, vec![(b(b"bad"), 1), (b(b"held"), 1)]);
+    assert!(
+        store
+            .dead_letters("other", 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(store.dead_letters("a", 1).await.expect("list").len(), 1);
+}
+
+async fn dead_letters_are_retried_or_dropped(store: Arc<dyn Store>, url: String) {
+    refuse_poison(&url, true).await;
+    store
+        .apply("a", 1, &[(b(b"newer"), string(b"kept", None, 100))])
+        .await
+        .expect("apply");
+    let parked = [
+        rec(2, b"bad", string(b"poison", None, 2)),
+        rec(3, b"bad", string(b"later", None, 3)),
+        rec(4, b"newer", string(b"old", None, 4)),
+        rec(5, b"gone", string(b"x", None, 5)),
+        rec(6, b"worse", string(b"poison", None, 6)),
+    ];
+    store
+        .apply_with_dead_letters("a", 6, &[], &parked)
+        .await
+        .expect("park");
+
+    // The newest dead letter is refused: an error, and nothing changes.
+    let err = store
+        .retry_dead_letters("a", b"worse")
+        .await
+        .expect_err("still rejected");
+    assert!(matches!(err, Error::Rejected { .. }), "{err}");
+    assert_eq!(store.dead_letters("a", 100).await.expect("list").len(), 5);
+    assert_eq!(
+        store.get(&[b(b"worse")]).await.expect("get"),
+        vec![Row::absent()]
+    );
+
+    // The newest wins: the older, refused one is never written.
+    assert_eq!(
+        store.retry_dead_letters("a", b"bad").await.expect("retry"),
+        2
+    );
+    assert_eq!(
+        store.get(&[b(b"bad")]).await.expect("get"),
+        vec![string(b"later", None, 3)]
+    );
+    refuse_poison(&url, false).await;
+    assert_eq!(
+        store
+            .retry_dead_letters("a", b"worse")
+            .await
+            .expect("retry"),
+        1
+    );
+    assert_eq!(
+        store.get(&[b(b"worse")]).await.expect("get"),
+        vec![string(b"poison", None, 6)]
+    );
+    // An older dead letter does not overwrite a newer row.
+    assert_eq!(
+        store
+            .retry_dead_letters("a", b"newer")
+            .await
+            .expect("retry"),
+        1
+    );
+    assert_eq!(
+        store.get(&[b(b"newer")]).await.expect("get"),
+        vec![string(b"kept", None, 100)]
+    );
+    assert_eq!(
+        store.retry_dead_letters("a", b"bad").await.expect("again"),
+        0
+    );
+
+    assert_eq!(
+        store.drop_dead_letters("a", b"gone").await.expect("drop"),
+        1
+    );
+    assert_eq!(
+        store.drop_dead_letters("a", b"gone").await.expect("drop"),
+        0
+    );
+    assert_eq!(
+        store.get(&[b(b"gone")]).await.expect("get"),
+        vec![Row::absent()]
+    );
+    assert!(store.dead_letters("a", 100).await.expect("list").is_empty());
+    assert!(store.dead_letter_keys("a").await.expect("keys").is_empty());
+}
+
 /// One test per backend for each body.
 macro_rules! both {
     ($($body:ident),* $(,)?) => {
@@ -781,6 +971,8 @@ both!(
     rejected_apply_changes_nothing,
     rejected_checkpoint_writes_no_rows,
     dead_letter_table_takes_a_record,
+    rejected_rows_become_dead_letters,
+    dead_letters_are_retried_or_dropped,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

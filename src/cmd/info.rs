@@ -148,7 +148,7 @@ fn write_behind(engine: &Engine, out: &mut String) -> std::fmt::Result {
     let wal = b.writer.wal.stats();
     write!(
         out,
-        "# WriteBehind\r\nwb_instance:{}\r\nwb_pending:{}\r\nwb_pending_bytes:{}\r\nwb_pending_keys:{}\r\nwb_oldest_pending_ms:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nwal_appends:{}\r\nwal_segments:{}\r\ncheckpoint_seq:{}\r\nwb_retries:{}\r\nwb_dead_letters:0\r\n",
+        "# WriteBehind\r\nwb_instance:{}\r\nwb_pending:{}\r\nwb_pending_bytes:{}\r\nwb_pending_keys:{}\r\nwb_oldest_pending_ms:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nwal_appends:{}\r\nwal_segments:{}\r\ncheckpoint_seq:{}\r\nwb_retries:{}\r\nwb_dead_letters:{}\r\n",
         b.instance,
         backlog.pending(),
         backlog.pending_bytes(),
@@ -160,5 +160,6 @@ fn write_behind(engine: &Engine, out: &mut String) -> std::fmt::Result {
         wal.segments,
         backlog.checkpoint(),
         backlog.retries(),
+        b.dead_letters.count(),
     )
 }

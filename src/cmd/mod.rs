@@ -13,6 +13,7 @@
 
 pub mod args;
 pub mod connection;
+pub mod deadletter;
 pub(crate) mod float;
 pub mod hashes;
 pub mod info;

@@ -1,5 +1,6 @@
 //! Server commands: COMMAND, INFO, DBSIZE, TIME, SCAN, KEYS, the refused
-//! FLUSHDB/FLUSHALL, and spillway's own `SPILLWAY ...` administration.
+//! FLUSHDB/FLUSHALL, and spillway's own `SPILLWAY ...` administration
+//! (its dead-letter commands in `deadletter`).
 
 use bytes::Bytes;
 
@@ -216,8 +217,12 @@ pub fn flush_refused(name: &str) -> Frame {
     ))
 }
 
-/// `SPILLWAY CACHE FLUSH`.
+/// `SPILLWAY CACHE FLUSH` and `SPILLWAY DEADLETTER LIST|RETRY|DROP`.
 pub async fn spillway(engine: &Engine, argv: &[Bytes]) -> Frame {
+    let sub = argv[1].to_ascii_lowercase();
+    if sub == b"deadletter" {
+        return super::deadletter::deadletter(engine, argv).await;
+    }
     let words: Vec<Vec<u8>> = argv[1..].iter().map(|a| a.to_ascii_lowercase()).collect();
     match words.iter().map(|w| &w[..]).collect::<Vec<_>>()[..] {
         [b"cache", b"flush"] => {
@@ -228,7 +233,7 @@ pub async fn spillway(engine: &Engine, argv: &[Bytes]) -> Frame {
             }
         }
         _ => Frame::err(format!(
-            "unknown subcommand '{}'. Try SPILLWAY CACHE FLUSH.",
+            "unknown subcommand '{}'. Try SPILLWAY CACHE FLUSH or SPILLWAY DEADLETTER LIST|RETRY|DROP.",
             String::from_utf8_lossy(&argv[1])
         )),
     }

@@ -10,8 +10,15 @@
 //! advances over a contiguous run. After a batch commits it invalidates the
 //! cache entries of its keys (a fill that raced the pending write cannot
 //! outlive it), then retires the keys from the overlay.
+//!
+//! A batch the database rejects for good (`Error::Rejected`) is applied
+//! again at once, with its rejected rows recorded as dead letters in the
+//! same transaction (`dead_letters`); their keys are parked, and later
+//! writes of them are dead-lettered behind the first. The overlay retires
+//! them as usual, so reads see the database's value.
 
 pub mod backlog;
+pub mod dead_letters;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -22,10 +29,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use backlog::Backlog;
+pub use dead_letters::DeadLetters;
 
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
-use crate::error::with_timeout;
+use crate::error::Error;
 use crate::keyspace::Row;
 use crate::store::Store;
 use crate::wal::{Seq, Wal};
@@ -54,6 +62,7 @@ pub struct Processor<C> {
     pub overlay: Arc<Overlay>,
     pub wal: Arc<Wal>,
     pub backlog: Arc<Backlog>,
+    pub dead_letters: Arc<DeadLetters>,
     pub instance: String,
     pub opts: ProcessorOptions,
     /// Highest sequence applied with everything below it.
@@ -134,31 +143,35 @@ impl<C: CacheTier> Processor<C> {
     }
 
     /// Applies one batch, retrying transient failures with exponential
-    /// backoff and jitter until it commits. Nothing acknowledged is dropped:
-    /// false only when the shutdown deadline passed first (the WAL keeps it).
+    /// backoff and jitter until it commits. A batch the database rejects
+    /// for good is applied again at once with its rejected rows
+    /// dead-lettered. Nothing acknowledged is dropped: false only when the
+    /// shutdown deadline passed first (the WAL keeps it).
     async fn apply_until_done(
         &self,
         through: u64,
         rows: &[(Bytes, u64, Row)],
         stop: &CancellationToken,
     ) -> bool {
-        let batch: Vec<(Bytes, Row)> = rows
-            .iter()
-            .map(|(k, _, r)| (k.clone(), r.clone()))
-            .collect();
+        let mut sift = false;
         let mut backoff = BACKOFF_MIN;
         let mut last_log: Option<tokio::time::Instant> = None;
         loop {
-            let result = with_timeout(
-                self.store.name(),
-                self.opts.db_timeout,
-                self.store.apply(&self.instance, through, &batch),
-            )
-            .await;
-            let Err(e) = result else { return true };
+            let result = self
+                .dead_letters
+                .apply(&*self.store, through, rows, sift)
+                .await;
+            let e = match result {
+                Ok(()) => return true,
+                Err(Error::Rejected { .. }) if !sift => {
+                    sift = true;
+                    continue;
+                }
+                Err(e) => e,
+            };
             self.backlog.retried();
             if last_log.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-                tracing::warn!(error = %e, rows = batch.len(), through, "write-behind batch not applied; retrying");
+                tracing::warn!(error = %e, rows = rows.len(), through, "write-behind batch not applied; retrying");
                 last_log = Some(tokio::time::Instant::now());
             }
             let jitter =

@@ -9,8 +9,11 @@
 //!
 //! Write-behind batches land through `Store::apply`, which stores each
 //! instance's checkpoint (its applied WAL high-water mark) in
-//! `spillway_checkpoints`, in the transaction that writes the rows.
+//! `spillway_checkpoints`, in the transaction that writes the rows. Records
+//! the database rejects for good become dead letters (`dead_letters`) in
+//! that same transaction.
 
+pub mod dead_letters;
 mod errors;
 pub mod postgres;
 mod rows;
@@ -24,6 +27,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::keyspace::{Row, Version};
 
+pub use dead_letters::{DeadLetter, Record, Refused};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -100,6 +104,50 @@ pub trait Store: Send + Sync + 'static {
         through: u64,
         rows: &'a [(Bytes, Row)],
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// As `apply`, for a batch that may hold records the database rejects
+    /// for good. One transaction records `parked` (later writes of keys
+    /// that have a dead letter) as dead letters, upserts `rows`, records
+    /// each row the database rejects (`Error::Rejected`) as a dead letter
+    /// with its error instead, and raises the checkpoint to `through`.
+    /// Returns the rejected rows. On error nothing is written, as `apply`.
+    fn apply_with_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        through: u64,
+        rows: &'a [Record],
+        parked: &'a [Record],
+    ) -> BoxFuture<'a, Result<Vec<Refused>>>;
+
+    /// Up to `limit` dead letters of `instance`, oldest first.
+    fn dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>>>;
+
+    /// Every key of `instance` with dead letters, and how many it has.
+    fn dead_letter_keys<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(Bytes, u64)>>>;
+
+    /// Re-applies the dead letters of `key` in sequence order (the newest
+    /// wins, and only over an older stored version) and deletes them, in
+    /// one transaction; returns how many there were. When the database
+    /// still rejects them it fails with `Error::Rejected` and nothing changes.
+    fn retry_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<u64>>;
+
+    /// Deletes the dead letters of `key`; returns how many went.
+    fn drop_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<u64>>;
 
     /// The checkpoint `apply` stored for `instance`; `None` before its first
     /// batch. Read at start to know which WAL records are already applied.

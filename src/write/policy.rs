@@ -19,7 +19,7 @@ use crate::cache::aside::CacheAside;
 use crate::config::Config;
 use crate::error::{Error, Result, with_timeout};
 use crate::keyspace::{Hlc, Version};
-use crate::processor::{Backlog, Item, Processor, ProcessorOptions};
+use crate::processor::{Backlog, DeadLetters, Item, Processor, ProcessorOptions};
 use crate::resp::Frame;
 use crate::store::Store;
 use crate::wal::{Seq, Wal, WalOptions};
@@ -33,6 +33,8 @@ pub enum Writer<C> {
 pub struct Behind<C> {
     pub writer: WriteBehind<C>,
     pub instance: String,
+    /// Parked keys and the dead-letter commands' entry point.
+    pub dead_letters: Arc<DeadLetters>,
     stop: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -131,6 +133,8 @@ pub async fn open_behind<C: CacheTier>(
     if replayed > 0 {
         tracing::info!(records = replayed, keys = overlay.len(), elapsed = ?started.elapsed(), "replayed unapplied WAL records; applying them in the background");
     }
+    let dead_letters =
+        Arc::new(DeadLetters::load(store.as_ref(), &instance, config.database.timeout).await?);
     let wal = Arc::new(wal);
     let stop = CancellationToken::new();
     let processor = Processor {
@@ -140,6 +144,7 @@ pub async fn open_behind<C: CacheTier>(
         overlay: overlay.clone(),
         wal: wal.clone(),
         backlog: backlog.clone(),
+        dead_letters: dead_letters.clone(),
         instance: instance.clone(),
         opts: ProcessorOptions {
             batch_max: wb.batch_max,
@@ -162,6 +167,7 @@ pub async fn open_behind<C: CacheTier>(
     Ok(Behind {
         writer,
         instance,
+        dead_letters,
         stop,
         task: std::sync::Mutex::new(Some(task)),
     })

@@ -8,6 +8,7 @@
 //! Write-behind batches (`apply`) take no advisory locks: that guard alone
 //! orders them, and the instance's checkpoint commits with its rows.
 
+mod dead;
 mod write;
 
 use std::collections::HashMap;
@@ -19,7 +20,10 @@ use sqlx::{PgExecutor, Postgres, Row as _, Transaction};
 
 use super::errors::{self, one_line};
 use super::rows;
-use super::{BoxFuture, KeyCounts, Locked, ScanPage, Store, StoreOptions, StoreTxn, key_hash};
+use super::{
+    BoxFuture, DeadLetter, KeyCounts, Locked, Record, Refused, ScanPage, Store, StoreOptions,
+    StoreTxn, key_hash,
+};
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version, now_millis};
 
@@ -129,6 +133,54 @@ impl Store for PgStore {
             .await?;
             write::commit(txn, timeout).await
         })
+    }
+
+    fn apply_with_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        through: u64,
+        rows: &'a [Record],
+        parked: &'a [Record],
+    ) -> BoxFuture<'a, Result<Vec<Refused>>> {
+        Box::pin(dead::apply(
+            &self.pool,
+            self.timeout,
+            instance,
+            through,
+            rows,
+            parked,
+        ))
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>>> {
+        Box::pin(dead::list(&self.pool, self.timeout, instance, limit))
+    }
+
+    fn dead_letter_keys<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(Bytes, u64)>>> {
+        Box::pin(dead::keys(&self.pool, self.timeout, instance))
+    }
+
+    fn retry_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(dead::retry(&self.pool, self.timeout, instance, key))
+    }
+
+    fn drop_dead_letters<'a>(
+        &'a self,
+        instance: &'a str,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(dead::drop_key(&self.pool, self.timeout, instance, key))
     }
 
     fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
