@@ -229,10 +229,40 @@ impl Spillway {
         )
     }
 
-    fn launch(&self) -> Result<Child, Launch> {
+    /// Starts the binary again, as [`Spillway::restart`] does, for a test
+    /// that expects it to refuse to start (a corrupt WAL, say): returns its
+    /// exit status and what this run logged. Fails the test if it answers
+    /// PING instead, or is still running after [`START_TIMEOUT`].
+    pub fn restart_expecting_failure(&mut self) -> (ExitStatus, String) {
+        self.sigkill();
+        append_marker(&self.log_path());
         let log = self.log_path();
         let offset = process::log_len(&log);
-        let (out, err) = process::log_file(&log);
+        let mut child = process::spawn_owned(self.command(), Signal::SIGKILL, None)
+            .unwrap_or_else(|e| self.fail(&format!("cannot run the spillway binary: {e}")));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (status, process::read_log_from(&log, offset));
+            }
+            if is_serving(self.port) {
+                process::kill_and_reap(&mut child);
+                self.fail("answered PING although it was expected to refuse to start");
+            }
+            if Instant::now() >= deadline {
+                process::kill_and_reap(&mut child);
+                self.fail(&format!(
+                    "neither refused to start nor answered PING within {START_TIMEOUT:?}"
+                ));
+            }
+            super::pause(Duration::from_millis(10));
+        }
+    }
+
+    /// The command that runs the binary with this instance's directory,
+    /// arguments and environment, its output appended to the log.
+    fn command(&self) -> Command {
+        let (out, err) = process::log_file(&self.log_path());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spillway"));
         for (key, _) in std::env::vars_os() {
             // An operator's own overrides must not leak into a test.
@@ -246,14 +276,17 @@ impl Spillway {
             .current_dir(self.dir.path())
             .stdout(out)
             .stderr(err);
-        let mut child = process::spawn_owned(cmd, Signal::SIGKILL, None)
+        cmd
+    }
+
+    fn launch(&self) -> Result<Child, Launch> {
+        let log = self.log_path();
+        let offset = process::log_len(&log);
+        let mut child = process::spawn_owned(self.command(), Signal::SIGKILL, None)
             .map_err(|e| Launch::Failed(format!("cannot run the spillway binary: {e}")))?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(reply) =
-                resp::probe(self.port, b"*1\r\n$4\r\nPING\r\n", Duration::from_secs(1))
-                && !reply.starts_with(b"-LOADING")
-            {
+            if is_serving(self.port) {
                 return Ok(child);
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -331,6 +364,12 @@ fn default_env(dir: &Path, env: &[(&str, &str)]) -> Vec<(String, String)> {
         }
     }
     all
+}
+
+/// Whether a spillway on `port` answers PING (a `-LOADING` reply is not serving yet).
+fn is_serving(port: u16) -> bool {
+    resp::probe(port, b"*1\r\n$4\r\nPING\r\n", Duration::from_secs(1))
+        .is_ok_and(|reply| !reply.starts_with(b"-LOADING"))
 }
 
 fn is_addr_in_use(log: &str) -> bool {
