@@ -93,6 +93,11 @@ impl<C: CacheTier> CacheAside<C> {
         self
     }
 
+    /// The database heartbeat state this read path fails fast on.
+    pub fn db_health(&self) -> &BackendHealth {
+        &self.db_health
+    }
+
     pub fn cache(&self) -> &C {
         &self.cache
     }

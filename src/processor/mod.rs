@@ -162,7 +162,11 @@ impl<C: CacheTier> Processor<C> {
                 .apply(&*self.store, through, rows, sift)
                 .await;
             let e = match result {
-                Ok(()) => return true,
+                Ok(()) => {
+                    // A commit is the best health check: serve misses again at once.
+                    self.aside.db_health().record(true);
+                    return true;
+                }
                 Err(Error::Rejected { .. }) if !sift => {
                     sift = true;
                     continue;

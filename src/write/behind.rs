@@ -60,7 +60,10 @@ impl<C: CacheTier> WriteBehind<C> {
         let blind = watched.is_empty() && calls.iter().all(is_blind);
         // A blind write other than DEL (whose reply counts keys) does not
         // depend on what the keys hold: no cache or database read at all.
-        let needs_current = !blind || calls.iter().any(|c| matches!(c.spec.name, "del" | "unlink"));
+        let needs_current = !blind
+            || calls
+                .iter()
+                .any(|c| matches!(c.spec.name, "del" | "unlink"));
         let blind_unknown = if !needs_current {
             self.load_pending_only(&keys, &mut ws);
             false
