@@ -244,3 +244,58 @@ fn bad_arguments_and_write_through_get_errors() {
         .unwrap();
     assert_eq!(empty, Value::Array(vec![]));
 }
+
+/// A MULTI block is one record: it lands whole, or (one row rejected) is
+/// dead-lettered whole, while writes around it keep flowing.
+#[test]
+fn a_multi_block_lands_whole_or_is_dead_lettered_whole() {
+    let pg = PgDatabase::create();
+    let sp = start(&pg);
+    let mut c = sp.conn();
+    refuse_poison(&pg, true);
+    let _: () = redis::cmd("SET")
+        .arg("before")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let (a, b): (String, String) = redis::pipe()
+        .atomic()
+        .set("m:a", "1")
+        .set("m:b", "2")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("OK", "OK"));
+    let replies: Vec<String> = redis::pipe()
+        .atomic()
+        .set("p:a", "1")
+        .set("p:bad", "poison")
+        .set("p:b", "2")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        replies,
+        ["OK", "OK", "OK"],
+        "acknowledged: it is in the WAL"
+    );
+    let _: () = redis::cmd("SET")
+        .arg("after")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
+    wait_drained(&mut c, 3);
+
+    assert_eq!(pg_value(&pg, "m:a").as_deref(), Some("1"));
+    assert_eq!(pg_value(&pg, "m:b").as_deref(), Some("2"));
+    assert_eq!(pg_value(&pg, "before").as_deref(), Some("1"));
+    assert_eq!(pg_value(&pg, "after").as_deref(), Some("2"));
+    for key in ["p:a", "p:bad", "p:b"] {
+        assert_eq!(
+            pg_value(&pg, key),
+            None,
+            "{key} of the rejected block landed"
+        );
+        let letters = pg_dead_letters(&pg, key);
+        assert_eq!(letters.len(), 1, "{key}: {letters:?}");
+        assert!(letters[0].contains("MULTI block"), "{letters:?}");
+    }
+}

@@ -25,6 +25,7 @@ use spillway::keyspace::{Hlc, Row, Value, Version};
 use spillway::stats::Stats;
 use spillway::store::{
     self, BoxFuture, DeadLetter, KeyCounts, Locked, Record, Refused, ScanPage, Store, StoreOptions,
+    Whole,
 };
 use spillway::write::Call;
 use spillway::write::through::WriteThrough;
@@ -70,9 +71,10 @@ impl Store for Gated {
         through: u64,
         rows: &'a [Record],
         parked: &'a [Record],
+        whole: Whole,
     ) -> BoxFuture<'a, Result<Vec<Refused>>> {
         self.inner
-            .apply_with_dead_letters(instance, through, rows, parked)
+            .apply_with_dead_letters(instance, through, rows, parked, whole)
     }
     fn dead_letters<'a>(
         &'a self,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use spillway::error::Error;
 use spillway::keyspace::{Entry, Hash, Row, Value, Version};
-use spillway::store::{self, Store, StoreOptions};
+use spillway::store::{self, Store, StoreOptions, Whole};
 use tokio::sync::oneshot;
 
 use support::{PgDatabase, Postgres, poll_until_async};
@@ -761,6 +761,31 @@ fn rec(seq: u64, key: &[u8], row: Row) -> store::Record {
     }
 }
 
+/// A MULTI block with one rejected row is dead-lettered whole: none of its
+/// rows land, every one is recorded, and the checkpoint passes them.
+async fn rejected_block_is_dead_lettered_whole(store: Arc<dyn Store>, url: String) {
+    refuse_poison(&url, true).await;
+    let block = [
+        rec(5, b"x", string(b"one", None, 5)),
+        rec(5, b"bad", string(b"poison", None, 5)),
+        rec(5, b"y", string(b"two", None, 5)),
+    ];
+    let refused = store
+        .apply_with_dead_letters("a", 5, &block, &[], Whole::Block)
+        .await
+        .expect("apply the block");
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(
+        refused.iter().all(|r| r.error.contains("MULTI block")),
+        "{refused:?}"
+    );
+    let probe = [b(b"x"), b(b"bad"), b(b"y")];
+    let (got, checkpoint) = state(&*store, &probe, "a").await;
+    assert_eq!(checkpoint, Some(5));
+    assert_eq!(got, [Row::absent(), Row::absent(), Row::absent()]);
+    assert_eq!(store.dead_letters("a", 100).await.expect("list").len(), 3);
+}
+
 async fn rejected_rows_become_dead_letters(store: Arc<dyn Store>, url: String) {
     refuse_poison(&url, true).await;
     let mut rows: Vec<store::Record> = (0..20u64)
@@ -784,7 +809,7 @@ async fn rejected_rows_become_dead_letters(store: Arc<dyn Store>, url: String) {
     assert!(matches!(err, Error::Rejected { .. }), "{err}");
 
     let refused = store
-        .apply_with_dead_letters("a", 31, &rows, &parked)
+        .apply_with_dead_letters("a", 31, &rows, &parked, Whole::Rows)
         .await
         .expect("apply with dead letters");
     assert_eq!(refused.len(), 1, "{refused:?}");
@@ -822,7 +847,7 @@ async fn rejected_rows_become_dead_letters(store: Arc<dyn Store>, url: String) {
 
     // The same batch again (a commit whose outcome was unknown): no copies.
     store
-        .apply_with_dead_letters("a", 31, &rows, &parked)
+        .apply_with_dead_letters("a", 31, &rows, &parked, Whole::Rows)
         .await
         .expect("replayed");
     assert_eq!(store.dead_letters("a", 100).await.expect("list").len(), 2);
@@ -853,7 +878,7 @@ async fn dead_letters_are_retried_or_dropped(store: Arc<dyn Store>, url: String)
         rec(6, b"worse", string(b"poison", None, 6)),
     ];
     store
-        .apply_with_dead_letters("a", 6, &[], &parked)
+        .apply_with_dead_letters("a", 6, &[], &parked, Whole::Rows)
         .await
         .expect("park");
 
@@ -972,6 +997,7 @@ both!(
     rejected_checkpoint_writes_no_rows,
     dead_letter_table_takes_a_record,
     rejected_rows_become_dead_letters,
+    rejected_block_is_dead_lettered_whole,
     dead_letters_are_retried_or_dropped,
 );
 

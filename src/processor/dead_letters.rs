@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{Result, with_timeout};
 use crate::keyspace::Row;
+use crate::store::Whole;
 use crate::store::{DeadLetter, Record, Store};
 
 #[derive(Debug)]
@@ -70,6 +71,7 @@ impl DeadLetters {
         through: u64,
         rows: &[(Bytes, u64, Row)],
         sift: bool,
+        whole: Whole,
     ) -> Result<()> {
         let mut parked = self.parked.lock().await;
         let record = |(key, seq, row): &(Bytes, u64, Row)| Record {
@@ -77,10 +79,14 @@ impl DeadLetters {
             key: key.clone(),
             row: row.clone(),
         };
-        let (held, free): (Vec<Record>, Vec<Record>) = rows
+        let (mut held, mut free): (Vec<Record>, Vec<Record>) = rows
             .iter()
             .map(record)
             .partition(|r| parked.contains(&r.key));
+        if whole == Whole::Block && !held.is_empty() {
+            // A block is parked whole behind the dead letter of any of its keys.
+            held.append(&mut free);
+        }
         if held.is_empty() && !sift {
             let batch: Vec<(Bytes, Row)> = free.into_iter().map(|r| (r.key, r.row)).collect();
             let apply = store.apply(&self.instance, through, &batch);
@@ -88,7 +94,7 @@ impl DeadLetters {
         }
         // Bounded per statement inside: the row-by-row search takes longer.
         let refused = store
-            .apply_with_dead_letters(&self.instance, through, &free, &held)
+            .apply_with_dead_letters(&self.instance, through, &free, &held, whole)
             .await?;
         for r in &refused {
             tracing::warn!(

@@ -35,7 +35,7 @@ use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
 use crate::error::Error;
 use crate::keyspace::Row;
-use crate::store::Store;
+use crate::store::{Store, Whole};
 use crate::wal::{Seq, Wal};
 use crate::write::overlay::Overlay;
 
@@ -44,6 +44,9 @@ pub struct Item {
     pub seq: u64,
     pub rows: Vec<(Bytes, Row)>,
     pub bytes: u64,
+    /// A MULTI block or multi-key command: a barrier applied alone, whole
+    /// or (if the database rejects it for good) dead-lettered whole.
+    pub block: bool,
 }
 
 /// Batching limits: `[write_behind]` of the config.
@@ -67,6 +70,8 @@ pub struct Processor<C> {
     pub opts: ProcessorOptions,
     /// Highest sequence applied with everything below it.
     pub checkpoint: u64,
+    /// A block that ended the previous batch: it starts the next one.
+    pub held: Option<Item>,
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -89,7 +94,12 @@ impl<C: CacheTier> Processor<C> {
                 through += 1;
             }
             let rows = coalesce(&batch);
-            if !self.apply_until_done(through, &rows, &stop).await {
+            let whole = if batch.len() == 1 && batch[0].block {
+                Whole::Block
+            } else {
+                Whole::Rows
+            };
+            if !self.apply_until_done(through, &rows, whole, &stop).await {
                 tracing::warn!(
                     pending = self.backlog.pending(),
                     "shutdown deadline passed before the queue drained; the WAL replays the rest at the next start"
@@ -119,25 +129,38 @@ impl<C: CacheTier> Processor<C> {
 
     /// Waits for the first item, then gathers more until `batch_max` or
     /// `flush_interval`. `None`: stopped with nothing left to apply.
+    /// A block (MULTI, multi-key command) is a barrier: it ends the batch
+    /// before it and travels alone, so coalescing never crosses it.
     async fn next_batch(&mut self, stop: &CancellationToken) -> Option<Vec<Item>> {
-        let first = tokio::select! {
-            item = self.rx.recv() => item?,
-            _ = stop.cancelled() => match self.rx.try_recv() {
-                Ok(item) => item,
-                Err(_) => return None,
+        let first = match self.held.take() {
+            Some(item) => item,
+            None => tokio::select! {
+                item = self.rx.recv() => item?,
+                _ = stop.cancelled() => match self.rx.try_recv() {
+                    Ok(item) => item,
+                    Err(_) => return None,
+                },
             },
         };
+        if first.block {
+            return Some(vec![first]);
+        }
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + self.opts.flush_interval;
         while batch.len() < self.opts.batch_max {
-            match self.rx.try_recv() {
-                Ok(item) => batch.push(item),
+            let next = match self.rx.try_recv() {
+                Ok(item) => item,
                 Err(_) if stop.is_cancelled() => break,
                 Err(_) => match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                    Ok(Some(item)) => batch.push(item),
+                    Ok(Some(item)) => item,
                     _ => break,
                 },
+            };
+            if next.block {
+                self.held = Some(next);
+                break;
             }
+            batch.push(next);
         }
         Some(batch)
     }
@@ -151,6 +174,7 @@ impl<C: CacheTier> Processor<C> {
         &self,
         through: u64,
         rows: &[(Bytes, u64, Row)],
+        whole: Whole,
         stop: &CancellationToken,
     ) -> bool {
         let mut sift = false;
@@ -159,7 +183,7 @@ impl<C: CacheTier> Processor<C> {
         loop {
             let result = self
                 .dead_letters
-                .apply(&*self.store, through, rows, sift)
+                .apply(&*self.store, through, rows, sift, whole)
                 .await;
             let e = match result {
                 Ok(()) => {
@@ -222,11 +246,13 @@ mod tests {
         let j = Bytes::from_static(b"j");
         let batch = vec![
             Item {
+                block: false,
                 seq: 5,
                 rows: vec![(k.clone(), row(50))],
                 bytes: 1,
             },
             Item {
+                block: false,
                 seq: 3,
                 rows: vec![(k.clone(), row(30)), (j.clone(), row(31))],
                 bytes: 1,

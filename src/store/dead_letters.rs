@@ -21,6 +21,14 @@ use super::rows;
 use crate::error::{Backend, Error, Result};
 use crate::keyspace::Row;
 
+/// Whether a batch's rows stand alone or form one block that is applied or
+/// dead-lettered as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    Rows,
+    Block,
+}
+
 /// The error recorded for a write parked behind an earlier dead letter.
 pub const PARKED: &str = "parked behind an earlier dead letter of this key";
 
@@ -114,6 +122,7 @@ pub(crate) async fn upsert_or_dead_letter<T: DrainTxn>(
     instance: &str,
     rows: &[Record],
     parked: &[Record],
+    whole: Whole,
     now_ms: i64,
 ) -> Result<Vec<Refused>> {
     for rec in parked {
@@ -127,6 +136,21 @@ pub(crate) async fn upsert_or_dead_letter<T: DrainTxn>(
         .collect();
     match in_savepoint(txn, &BATCH, &batch).await? {
         None => return Ok(Vec::new()),
+        Some(detail) if whole == Whole::Block => {
+            // A MULTI block lands whole or not at all: every row goes.
+            let error = format!("part of a MULTI block the database rejected: {detail}");
+            let mut refused = Vec::new();
+            for rec in &rows {
+                txn.insert_dead_letter(instance, rec, &error, now_ms)
+                    .await?;
+                refused.push(Refused {
+                    seq: rec.seq,
+                    key: rec.key.clone(),
+                    error: error.clone(),
+                });
+            }
+            return Ok(refused);
+        }
         Some(detail) => {
             tracing::debug!(error = %detail, rows = batch.len(), "batch rejected; looking for the rejected rows one by one")
         }
@@ -272,9 +296,10 @@ mod tests {
             ..Fake::default()
         };
         let rows = [rec(1, "a"), rec(2, "bad"), rec(3, "b")];
-        let refused = upsert_or_dead_letter(&mut txn, "i", &rows, &[rec(4, "held")], 0)
-            .await
-            .unwrap();
+        let refused =
+            upsert_or_dead_letter(&mut txn, "i", &rows, &[rec(4, "held")], Whole::Rows, 0)
+                .await
+                .unwrap();
         assert_eq!(txn.stored, vec![Bytes::from("a"), Bytes::from("b")]);
         assert_eq!(refused.len(), 1);
         assert_eq!((refused[0].seq, &refused[0].error[..]), (2, "no bad"));
@@ -285,9 +310,16 @@ mod tests {
     #[tokio::test]
     async fn a_clean_batch_is_one_upsert() {
         let mut txn = Fake::default();
-        let refused = upsert_or_dead_letter(&mut txn, "i", &[rec(1, "a"), rec(2, "a")], &[], 0)
-            .await
-            .unwrap();
+        let refused = upsert_or_dead_letter(
+            &mut txn,
+            "i",
+            &[rec(1, "a"), rec(2, "a")],
+            &[],
+            Whole::Rows,
+            0,
+        )
+        .await
+        .unwrap();
         assert!(refused.is_empty());
         assert_eq!(txn.stored, vec![Bytes::from("a")]);
     }

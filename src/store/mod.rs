@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::keyspace::{Row, Version};
 
-pub use dead_letters::{DeadLetter, Record, Refused};
+pub use dead_letters::{DeadLetter, Record, Refused, Whole};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -111,12 +111,15 @@ pub trait Store: Send + Sync + 'static {
     /// each row the database rejects (`Error::Rejected`) as a dead letter
     /// with its error instead, and raises the checkpoint to `through`.
     /// Returns the rejected rows. On error nothing is written, as `apply`.
+    /// With `Whole::Block` the rows are one MULTI block (or multi-key
+    /// command): if the database rejects any of them, all are dead-lettered.
     fn apply_with_dead_letters<'a>(
         &'a self,
         instance: &'a str,
         through: u64,
         rows: &'a [Record],
         parked: &'a [Record],
+        whole: Whole,
     ) -> BoxFuture<'a, Result<Vec<Refused>>>;
 
     /// Up to `limit` dead letters of `instance`, oldest first.

@@ -138,10 +138,12 @@ impl<C: CacheTier> WriteBehind<C> {
         self.aside.invalidate(&changed).await;
         // The processor only stops after the write path at shutdown; a send
         // error cannot lose the write: it is in the WAL and replayed.
+        let block = rows.len() > 1;
         let _ = self.queue.send(Item {
             seq: seq.0,
             rows,
             bytes,
+            block,
         });
         Ok(Outcome {
             replies: Some(replies),

@@ -124,10 +124,12 @@ pub async fn open_behind<C: CacheTier>(
         overlay.insert(rec.seq.0, &rows);
         let bytes = rec.payload.len() as u64;
         backlog.logged(bytes);
+        let block = rows.len() > 1;
         let _ = queue.send(Item {
             seq: rec.seq.0,
             rows,
             bytes,
+            block,
         });
     }
     if replayed > 0 {
@@ -152,6 +154,7 @@ pub async fn open_behind<C: CacheTier>(
             db_timeout: config.database.timeout,
         },
         checkpoint,
+        held: None,
     };
     let task = tokio::spawn(processor.run(stop.clone()));
     let writer = WriteBehind {

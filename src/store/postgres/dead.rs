@@ -11,7 +11,7 @@ use sqlx::{Postgres, Row as _, Transaction};
 use super::{BACKEND, write};
 use crate::error::{Result, with_timeout};
 use crate::keyspace::{Row, now_millis};
-use crate::store::dead_letters::{self, DeadLetter, DrainTxn, Record, Refused, Stored};
+use crate::store::dead_letters::{self, DeadLetter, DrainTxn, Record, Refused, Stored, Whole};
 use crate::store::{errors, rows};
 
 /// An open transaction the dead-letter search runs in.
@@ -96,6 +96,7 @@ pub(super) async fn apply(
     through: u64,
     rows: &[Record],
     parked: &[Record],
+    whole: Whole,
 ) -> Result<Vec<Refused>> {
     let now = now_millis();
     let mut txn = begin(pool, timeout).await?;
@@ -104,7 +105,7 @@ pub(super) async fn apply(
         timeout,
     };
     let refused =
-        dead_letters::upsert_or_dead_letter(&mut drain, instance, rows, parked, now).await?;
+        dead_letters::upsert_or_dead_letter(&mut drain, instance, rows, parked, whole, now).await?;
     with_timeout(
         BACKEND,
         timeout,

@@ -26,6 +26,7 @@ use super::{
 };
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version, now_millis};
+use crate::store::Whole;
 
 const BACKEND: Backend = "postgres";
 
@@ -141,6 +142,7 @@ impl Store for PgStore {
         through: u64,
         rows: &'a [Record],
         parked: &'a [Record],
+        whole: Whole,
     ) -> BoxFuture<'a, Result<Vec<Refused>>> {
         Box::pin(dead::apply(
             &self.pool,
@@ -149,6 +151,7 @@ impl Store for PgStore {
             through,
             rows,
             parked,
+            whole,
         ))
     }
 

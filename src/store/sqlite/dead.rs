@@ -12,7 +12,7 @@ use sqlx::{Row as _, Sqlite, Transaction};
 use super::{BACKEND, write};
 use crate::error::{Result, with_timeout};
 use crate::keyspace::{Row, now_millis};
-use crate::store::dead_letters::{self, DeadLetter, DrainTxn, Record, Refused, Stored};
+use crate::store::dead_letters::{self, DeadLetter, DrainTxn, Record, Refused, Stored, Whole};
 use crate::store::{errors, rows};
 
 /// An open transaction the dead-letter search runs in.
@@ -93,6 +93,7 @@ pub(super) async fn apply(
     through: u64,
     rows: &[Record],
     parked: &[Record],
+    whole: Whole,
 ) -> Result<Vec<Refused>> {
     let now = now_millis();
     let mut txn = begin(pool, timeout).await?;
@@ -101,7 +102,7 @@ pub(super) async fn apply(
         timeout,
     };
     let refused =
-        dead_letters::upsert_or_dead_letter(&mut drain, instance, rows, parked, now).await?;
+        dead_letters::upsert_or_dead_letter(&mut drain, instance, rows, parked, whole, now).await?;
     with_timeout(
         BACKEND,
         timeout,

@@ -30,6 +30,7 @@ use super::{
 };
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version, now_millis};
+use crate::store::Whole;
 
 const BACKEND: Backend = "sqlite";
 
@@ -168,6 +169,7 @@ impl Store for SqliteStore {
         through: u64,
         rows: &'a [Record],
         parked: &'a [Record],
+        whole: Whole,
     ) -> BoxFuture<'a, Result<Vec<Refused>>> {
         Box::pin(dead::apply(
             &self.pool,
@@ -176,6 +178,7 @@ impl Store for SqliteStore {
             through,
             rows,
             parked,
+            whole,
         ))
     }
 
