@@ -10,6 +10,7 @@
 mod backpressure;
 mod crash;
 mod load;
+mod ordering;
 mod outages;
 mod shutdown;
 mod wal_files;
