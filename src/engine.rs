@@ -166,6 +166,12 @@ impl Engine {
         self.writer.behind()
     }
 
+    /// Live keys and keys with an expiry, from the database (DBSIZE, INFO).
+    pub async fn key_counts(&self) -> Result<crate::store::KeyCounts> {
+        let timeout = self.config.database.timeout;
+        with_timeout(self.store.name(), timeout, self.store.count(now_millis())).await
+    }
+
     /// What WATCH remembers about a key: its version and expiry now.
     pub async fn watch(&self, key: &Bytes) -> Result<Watched> {
         let ws = self.aside.read(&[key], now_millis()).await?;

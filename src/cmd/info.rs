@@ -7,7 +7,6 @@ use bytes::Bytes;
 
 use crate::cache::CacheTier;
 use crate::engine::Engine;
-use crate::error::with_timeout;
 use crate::keyspace::now_millis;
 use crate::resp::Frame;
 use crate::stats::Stats;
@@ -111,14 +110,7 @@ async fn write_section(engine: &Engine, section: &str, out: &mut String) {
         "writebehind" => write_behind(engine, out),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
-            let store = &engine.store;
-            match with_timeout(
-                store.name(),
-                engine.config.database.timeout,
-                store.count(now_millis()),
-            )
-            .await
-            {
+            match engine.key_counts().await {
                 Ok(c) if c.keys > 0 => write!(
                     out,
                     "db0:keys={},expires={},avg_ttl=0\r\n",

@@ -98,14 +98,7 @@ fn command_docs(s: &Spec) -> Frame {
 }
 
 pub async fn dbsize(engine: &Engine) -> Frame {
-    let store = &engine.store;
-    match with_timeout(
-        store.name(),
-        engine.config.database.timeout,
-        store.count(now_millis()),
-    )
-    .await
-    {
+    match engine.key_counts().await {
         Ok(c) => Frame::Integer(c.keys as i64),
         Err(e) => Frame::err(e),
     }

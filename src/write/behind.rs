@@ -25,9 +25,8 @@ use super::locks::KeyLocks;
 use super::{Call, Outcome, Watched, call_keys, is_blind, record};
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
-use crate::cmd::Exec;
 use crate::error::{Error, Result};
-use crate::keyspace::{Hlc, Row, Version, WorkingSet, now_millis};
+use crate::keyspace::{Hlc, Version, WorkingSet, now_millis};
 use crate::processor::{Backlog, Item, backlog::BUSY};
 use crate::resp::Frame;
 use crate::wal::Wal;
@@ -88,10 +87,7 @@ impl<C: CacheTier> WriteBehind<C> {
         }
         let mut replies = Vec::with_capacity(calls.len());
         for call in calls {
-            replies.push(match call.spec.exec {
-                Exec::Read(h) | Exec::Write(h) => h(&call.argv, &mut ws),
-                Exec::Session => Frame::err("command not allowed here"),
-            });
+            replies.push(super::run_handler(call, &mut ws));
             if blind_unknown && matches!(call.spec.name, "del" | "unlink") {
                 for key in call.spec.keys(&call.argv) {
                     ws.force_delete(key);
@@ -110,18 +106,7 @@ impl<C: CacheTier> WriteBehind<C> {
             .max()
             .unwrap_or(Version::ZERO);
         let version = self.hlc.next_above(floor);
-        let rows: Vec<(Bytes, Row)> = ws
-            .changed()
-            .map(|(k, row)| {
-                (
-                    k.clone(),
-                    Row {
-                        entry: row.entry.clone(),
-                        version,
-                    },
-                )
-            })
-            .collect();
+        let rows = super::stamped(&ws, version);
         if !self.backlog.wait_for_room(self.backpressure_wait).await {
             return Err(Refusal::Busy);
         }

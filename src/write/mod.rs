@@ -78,3 +78,26 @@ pub fn is_blind(call: &Call) -> bool {
         _ => false,
     }
 }
+
+/// Runs one call's handler against the working set.
+pub fn run_handler(call: &Call, ws: &mut WorkingSet) -> crate::resp::Frame {
+    match call.spec.exec {
+        crate::cmd::Exec::Read(h) | crate::cmd::Exec::Write(h) => h(&call.argv, ws),
+        crate::cmd::Exec::Session => crate::resp::Frame::err("command not allowed here"),
+    }
+}
+
+/// The changed rows of a working set, stamped with the write's version.
+pub fn stamped(ws: &WorkingSet, version: Version) -> Vec<(Bytes, crate::keyspace::Row)> {
+    ws.changed()
+        .map(|(k, row)| {
+            (
+                k.clone(),
+                crate::keyspace::Row {
+                    entry: row.entry.clone(),
+                    version,
+                },
+            )
+        })
+        .collect()
+}

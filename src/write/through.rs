@@ -16,9 +16,8 @@ use bytes::Bytes;
 use super::locks::KeyLocks;
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
-use crate::cmd::Exec;
 use crate::error::{Result, with_timeout};
-use crate::keyspace::{Hlc, Row, Version, WorkingSet, now_millis};
+use crate::keyspace::{Hlc, Version, WorkingSet, now_millis};
 use crate::resp::Frame;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -71,27 +70,13 @@ impl<C: CacheTier> WriteThrough<C> {
         }
         let replies: Vec<Frame> = calls
             .iter()
-            .map(|call| match call.spec.exec {
-                Exec::Read(h) | Exec::Write(h) => h(&call.argv, &mut ws),
-                Exec::Session => Frame::err("command not allowed here"),
-            })
+            .map(|c| super::run_handler(c, &mut ws))
             .collect();
         if !ws.has_changes() {
             return Ok(Some(replies));
         }
         let version = self.hlc.next_above(floor);
-        let changed: Vec<(Bytes, Row)> = ws
-            .changed()
-            .map(|(k, row)| {
-                (
-                    k.clone(),
-                    Row {
-                        entry: row.entry.clone(),
-                        version,
-                    },
-                )
-            })
-            .collect();
+        let changed = super::stamped(&ws, version);
         with_timeout(backend, self.timeout, txn.put(&changed)).await?;
         with_timeout(backend, self.timeout, txn.commit()).await?;
         Stats::add(&self.stats.db_commits, 1);
