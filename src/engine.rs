@@ -123,21 +123,31 @@ impl Engine {
 
     /// Runs one read command through the cache-aside path.
     pub async fn read(&self, call: &Call) -> Frame {
-        let Exec::Read(handler) = call.spec.exec else {
-            return Frame::err("internal: not a read command");
-        };
-        let keys = call.spec.keys(&call.argv);
+        self.read_many(std::slice::from_ref(call))
+            .await
+            .pop()
+            .unwrap_or_else(|| Frame::err("no reply"))
+    }
+
+    /// Runs consecutive read commands (a pipeline's run of reads) over one
+    /// load of all their keys, as one MGET would: one round trip to the
+    /// cache tier, misses read together, handlers in order.
+    pub async fn read_many(&self, calls: &[Call]) -> Vec<Frame> {
+        let keys: Vec<&Bytes> = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).collect();
         let mut ws = match self.aside.read(&keys, now_millis()).await {
             Ok(ws) => ws,
-            Err(e) => return Frame::err(e),
+            Err(e) => return vec![Frame::err(e); calls.len()],
         };
-        let mut hits = 0;
-        for k in &keys {
-            hits += u64::from(ws.get(k).is_some());
-        }
+        let hits = keys.iter().filter(|k| ws.get(k).is_some()).count() as u64;
         Stats::add(&self.stats.keyspace_hits, hits);
         Stats::add(&self.stats.keyspace_misses, keys.len() as u64 - hits);
-        handler(&call.argv, &mut ws)
+        calls
+            .iter()
+            .map(|call| match call.spec.exec {
+                Exec::Read(handler) => handler(&call.argv, &mut ws),
+                _ => Frame::err("internal: not a read command"),
+            })
+            .collect()
     }
 
     /// Runs writes (and the reads of a MULTI block) under the write policy.

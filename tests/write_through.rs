@@ -178,3 +178,85 @@ fn data_lives_in_postgres_across_restarts_of_everything_else() {
         assert_eq!(v, i);
     }
 }
+
+fn redis_calls(redis: &RedisServer, command: &str) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis.conn())
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A pipeline's run of reads loads its keys in one round trip to Redis,
+/// and reads still see the writes that precede them in the pipeline.
+#[test]
+fn pipelined_reads_share_cache_round_trips_and_keep_order_around_writes() {
+    let redis = RedisServer::start();
+    let pg = PgDatabase::create();
+    let sp = start(&redis, &pg);
+    let mut raw = sp.raw();
+    let mut warm = Vec::new();
+    for i in 0..16 {
+        warm.extend(support::encode_command(&[
+            "SET",
+            &format!("k{i}"),
+            &i.to_string(),
+        ]));
+        warm.extend(support::encode_command(&["GET", &format!("k{i}")]));
+    }
+    raw.send(&warm);
+    for _ in 0..32 {
+        raw.read_reply();
+    }
+    let (gets, mgets) = (redis_calls(&redis, "get"), redis_calls(&redis, "mget"));
+    let mut pipeline = Vec::new();
+    for i in 0..16 {
+        pipeline.extend(support::encode_command(&["GET", &format!("k{i}")]));
+    }
+    raw.send(&pipeline);
+    for i in 0..16 {
+        let value = i.to_string();
+        assert_eq!(
+            raw.read_reply(),
+            format!("${}\r\n{value}\r\n", value.len()).into_bytes()
+        );
+    }
+    let round_trips = (redis_calls(&redis, "get") - gets) + (redis_calls(&redis, "mget") - mgets);
+    assert!(
+        round_trips <= 4,
+        "16 pipelined hits took {round_trips} cache round trips"
+    );
+
+    let mut mixed = Vec::new();
+    for cmd in [
+        &["SET", "x", "1"][..],
+        &["GET", "x"],
+        &["SET", "x", "2"],
+        &["GET", "x"],
+        &["MGET", "x", "k1"],
+        &["DEL", "x"],
+        &["EXISTS", "x"],
+    ] {
+        mixed.extend(support::encode_command(cmd));
+    }
+    raw.send(&mixed);
+    let replies: Vec<Vec<u8>> = (0..7).map(|_| raw.read_reply()).collect();
+    assert_eq!(
+        replies,
+        [
+            &b"+OK\r\n"[..],
+            b"$1\r\n1\r\n",
+            b"+OK\r\n",
+            b"$1\r\n2\r\n",
+            b"*2\r\n$1\r\n2\r\n$1\r\n1\r\n",
+            b":1\r\n",
+            b":0\r\n",
+        ]
+        .map(<[u8]>::to_vec)
+    );
+}

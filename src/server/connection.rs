@@ -5,15 +5,18 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::dispatch;
 use super::session::Session;
+use crate::cmd::{self, Exec, Spec};
 use crate::engine::Engine;
 use crate::resp::{Frame, Limits, RequestParser, encode};
+use crate::stats::Stats;
+use crate::write::Call;
 
 /// Replies are flushed early once this much is buffered.
 const FLUSH_AT: usize = 64 * 1024;
@@ -21,6 +24,26 @@ const FLUSH_AT: usize = 64 * 1024;
 const KEEP_IDLE: usize = 16 * 1024;
 /// Largest single read reservation, however large a bulk is announced.
 const MAX_RESERVE: usize = 1 << 20;
+/// Commands parsed from the buffer before they are executed.
+const MAX_BATCH: usize = 1024;
+
+/// The table entry of `argv` if it can join a concurrent run of reads: a
+/// read command with the right arity, outside MULTI, from an authenticated
+/// client. Anything else goes through `dispatch` one at a time.
+fn plain_read(sess: &Session, argv: &[Bytes]) -> Option<&'static Spec> {
+    let spec = cmd::lookup(argv.first()?)?;
+    let plain = matches!(spec.exec, Exec::Read(_))
+        && spec.arity_ok(argv.len())
+        && sess.authenticated
+        && sess.multi.is_none();
+    plain.then_some(spec)
+}
+
+/// Runs a run of reads over one load of all their keys; replies in order.
+async fn read_all(engine: &Engine, calls: &[Call]) -> Vec<Frame> {
+    Stats::add(&engine.stats.commands_processed, calls.len() as u64);
+    engine.read_many(calls).await
+}
 
 pub async fn serve(
     engine: Arc<Engine>,
@@ -35,31 +58,59 @@ pub async fn serve(
     let mut parser = RequestParser::new(limits);
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
+    let mut batch: Vec<Vec<Bytes>> = Vec::new();
     loop {
-        loop {
+        let mut broken = None;
+        while batch.len() < MAX_BATCH {
             match parser.next(&mut input) {
-                Ok(Some(argv)) => {
-                    let reply = dispatch(&engine, &mut sess, argv).await;
-                    encode(&reply, sess.proto, &mut output);
-                    if sess.closing {
-                        let _ = stream.write_all(&output).await;
-                        return;
-                    }
-                    if output.len() >= FLUSH_AT && stream.write_all(&output).await.is_err() {
-                        return;
-                    }
-                    if output.len() >= FLUSH_AT {
-                        output.clear();
-                    }
-                }
+                Ok(Some(argv)) => batch.push(argv),
                 Ok(None) => break,
                 Err(e) => {
-                    // The stream cannot be resynchronised: say why and close.
-                    encode(&Frame::err(e), sess.proto, &mut output);
-                    let _ = stream.write_all(&output).await;
-                    return;
+                    broken = Some(e);
+                    break;
                 }
             }
+        }
+        let capped = batch.len() == MAX_BATCH;
+        let mut commands = std::mem::take(&mut batch).into_iter().peekable();
+        while let Some(argv) = commands.next() {
+            let replies = match plain_read(&sess, &argv) {
+                // A run of plain reads loads all its keys at once (one
+                // batched round trip to the cache tier, as MGET does), then
+                // the handlers run in order over that one working set.
+                Some(first) => {
+                    let mut calls = vec![Call { spec: first, argv }];
+                    while let Some(spec) = commands.peek().and_then(|a| plain_read(&sess, a)) {
+                        let Some(argv) = commands.next() else { break };
+                        calls.push(Call { spec, argv });
+                    }
+                    read_all(&engine, &calls).await
+                }
+                None => vec![dispatch(&engine, &mut sess, argv).await],
+            };
+            for reply in &replies {
+                encode(reply, sess.proto, &mut output);
+            }
+            if sess.closing {
+                let _ = stream.write_all(&output).await;
+                return;
+            }
+            if output.len() >= FLUSH_AT {
+                if stream.write_all(&output).await.is_err() {
+                    return;
+                }
+                output.clear();
+            }
+        }
+        if let Some(e) = broken {
+            // The stream cannot be resynchronised: say why and close.
+            encode(&Frame::err(e), sess.proto, &mut output);
+            let _ = stream.write_all(&output).await;
+            return;
+        }
+        if capped {
+            // More complete commands may be buffered: run them before reading.
+            continue;
         }
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
