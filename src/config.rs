@@ -89,6 +89,11 @@ pub struct DatabaseConfig {
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
+    /// The least time tombstones and expired rows are kept before the
+    /// sweeper may purge them; write-behind instances can hold them longer
+    /// (their low-water versions).
+    #[serde(with = "humantime_serde")]
+    pub tombstone_retention: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -98,6 +103,7 @@ impl Default for DatabaseConfig {
             pool_size: 16,
             timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(2),
+            tombstone_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -245,6 +251,9 @@ impl Config {
         }
         if self.server.max_clients == 0 || self.server.max_key_bytes == 0 {
             return bad("server.max_clients and server.max_key_bytes must be at least 1".into());
+        }
+        if self.database.tombstone_retention.is_zero() {
+            return bad("database.tombstone_retention must be above zero".into());
         }
         if self.database.timeout.is_zero() || self.cache.timeout.is_zero() {
             return bad("database.timeout and cache.timeout must be above zero".into());

@@ -30,8 +30,6 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Rows the sweeper deletes per statement.
 const SWEEP_BATCH: usize = 1000;
-/// How long tombstones are kept: far longer than any write can be in flight.
-const TOMBSTONE_RETENTION: Duration = Duration::from_secs(3600);
 
 pub struct Engine {
     pub config: Config,
@@ -245,9 +243,28 @@ impl Engine {
         }
     }
 
+    /// Purges tombstones and expired rows whose version is below both the
+    /// time horizon (`database.tombstone_retention` ago) and the lowest
+    /// low-water version reported by the write-behind instances, so no
+    /// instance can still hold a write older than what goes. Without any
+    /// checkpoint row (write-through only) the time horizon alone bounds
+    /// it: write-through writes take their version above the stored one
+    /// under a lock, and hold nothing back. If the low-water version cannot
+    /// be read, nothing is purged this round.
     async fn sweep(&self) {
-        let horizon = now_millis() - TOMBSTONE_RETENTION.as_millis() as i64;
-        let before = Version((horizon.max(0) as u64) << 16);
+        let retention = self.config.database.tombstone_retention;
+        let horizon =
+            now_millis().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let mut before = Version((horizon.max(0) as u64) << 16);
+        let timeout = self.config.database.timeout;
+        match with_timeout(self.store.name(), timeout, self.store.low_water()).await {
+            Ok(Some(low)) => before = before.min(low),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the low-water version; not sweeping");
+                return;
+            }
+        }
         loop {
             let swept = with_timeout(
                 self.store.name(),

@@ -106,6 +106,12 @@ impl Store for Gated {
     fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
         self.inner.checkpoint(instance)
     }
+    fn set_low_water<'a>(&'a self, instance: &'a str, v: Version) -> BoxFuture<'a, Result<()>> {
+        self.inner.set_low_water(instance, v)
+    }
+    fn low_water(&self) -> BoxFuture<'_, Result<Option<Version>>> {
+        self.inner.low_water()
+    }
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
         self.inner.scan(cursor, count, now_ms)
     }

@@ -948,6 +948,55 @@ async fn dead_letters_are_retried_or_dropped(store: Arc<dyn Store>, url: String)
     assert!(store.dead_letter_keys("a").await.expect("keys").is_empty());
 }
 
+/// The low-water version: the minimum over instances with a checkpoint
+/// row, an unreported instance (row, no version) counting as zero, and each
+/// instance's value only ever raised.
+async fn low_water_is_the_minimum_over_instances(store: Arc<dyn Store>, url: String) {
+    assert_eq!(store.low_water().await.expect("low"), None, "no rows yet");
+    store.set_low_water("a", Version(500)).await.expect("set a");
+    assert_eq!(store.low_water().await.expect("low"), Some(Version(500)));
+    assert_eq!(
+        store.checkpoint("a").await.expect("checkpoint"),
+        Some(0),
+        "the row is created with nothing applied"
+    );
+    store.set_low_water("b", Version(300)).await.expect("set b");
+    assert_eq!(store.low_water().await.expect("low"), Some(Version(300)));
+    store
+        .set_low_water("b", Version(900))
+        .await
+        .expect("raise b");
+    assert_eq!(store.low_water().await.expect("low"), Some(Version(500)));
+    // Monotonic: a lower report (computed earlier, landing later) is ignored.
+    store
+        .set_low_water("a", Version(100))
+        .await
+        .expect("lower a");
+    assert_eq!(store.low_water().await.expect("low"), Some(Version(500)));
+    // A checkpoint advance keeps the reported version.
+    store.apply("a", 7, &[]).await.expect("apply");
+    assert_eq!(store.low_water().await.expect("low"), Some(Version(500)));
+    assert_eq!(store.checkpoint("a").await.expect("checkpoint"), Some(7));
+    // An instance that has applied batches but never reported blocks purging.
+    store.apply("c", 1, &[]).await.expect("apply c");
+    assert_eq!(store.low_water().await.expect("low"), Some(Version::ZERO));
+    store.set_low_water("c", Version(700)).await.expect("set c");
+    assert_eq!(store.low_water().await.expect("low"), Some(Version(500)));
+    // Reporting keeps the checkpoint where it was.
+    assert_eq!(store.checkpoint("c").await.expect("checkpoint"), Some(1));
+    // A row of an instance gone for good, deleted by the operator, no longer counts.
+    raw_sql(
+        &url,
+        "DELETE FROM spillway_checkpoints WHERE instance = 'a'",
+    )
+    .await;
+    assert_eq!(store.low_water().await.expect("low"), Some(Version(700)));
+    let max = Version(u64::MAX >> 1);
+    store.set_low_water("b", max).await.expect("set b high");
+    store.set_low_water("c", max).await.expect("set c high");
+    assert_eq!(store.low_water().await.expect("low"), Some(max));
+}
+
 /// One test per backend for each body.
 macro_rules! both {
     ($($body:ident),* $(,)?) => {
@@ -999,6 +1048,7 @@ both!(
     rejected_rows_become_dead_letters,
     rejected_block_is_dead_lettered_whole,
     dead_letters_are_retried_or_dropped,
+    low_water_is_the_minimum_over_instances,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@
 
 pub mod backlog;
 pub mod dead_letters;
+pub mod low_water;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ pub use dead_letters::DeadLetters;
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
 use crate::error::Error;
-use crate::keyspace::Row;
+use crate::keyspace::{Row, Version};
 use crate::store::{Store, Whole};
 use crate::wal::{Seq, Wal};
 use crate::write::overlay::Overlay;
@@ -42,6 +43,8 @@ use crate::write::overlay::Overlay;
 /// One logged write on its way to the database.
 pub struct Item {
     pub seq: u64,
+    /// The version its rows carry, held in the backlog until applied.
+    pub version: Version,
     pub rows: Vec<(Bytes, Row)>,
     pub bytes: u64,
     /// A MULTI block or multi-key command: a barrier applied alone, whole
@@ -112,6 +115,9 @@ impl<C: CacheTier> Processor<C> {
             self.aside.invalidate(&keys).await;
             for (key, seq, _) in &rows {
                 self.overlay.applied(key, *seq);
+            }
+            for item in &batch {
+                self.backlog.release(item.version);
             }
             self.backlog.done(batch.iter().map(|i| i.bytes));
             self.backlog.set_checkpoint(through);
@@ -234,7 +240,6 @@ fn coalesce(batch: &[Item]) -> Vec<(Bytes, u64, Row)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::Version;
 
     #[test]
     fn coalescing_keeps_the_highest_sequence_per_key_whatever_the_arrival_order() {
@@ -248,12 +253,14 @@ mod tests {
             Item {
                 block: false,
                 seq: 5,
+                version: Version(50),
                 rows: vec![(k.clone(), row(50))],
                 bytes: 1,
             },
             Item {
                 block: false,
                 seq: 3,
+                version: Version(31),
                 rows: vec![(k.clone(), row(30)), (j.clone(), row(31))],
                 bytes: 1,
             },

@@ -9,7 +9,9 @@
 //!
 //! Write-behind batches land through `Store::apply`, which stores each
 //! instance's checkpoint (its applied WAL high-water mark) in
-//! `spillway_checkpoints`, in the transaction that writes the rows. Records
+//! `spillway_checkpoints`, in the transaction that writes the rows, and
+//! beside it its low-water version (`set_low_water`), which bounds what the
+//! sweeper may purge. Records
 //! the database rejects for good become dead letters (`dead_letters`) in
 //! that same transaction.
 
@@ -156,6 +158,26 @@ pub trait Store: Send + Sync + 'static {
     /// batch. Read at start to know which WAL records are already applied.
     fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
 
+    /// Raises `instance`'s low-water version to `version` (creating its
+    /// checkpoint row, with checkpoint 0, if it has none): a promise that
+    /// every write the instance has pending or may still issue has a version
+    /// at or above it. The stored value never goes down: a lower `version`
+    /// (a report computed before a later one but landing after it) changes
+    /// nothing. That is safe because every report is a bound on all writes
+    /// pending at the time it is computed and on all writes issued later,
+    /// whose versions only grow; a later report can only be higher.
+    fn set_low_water<'a>(
+        &'a self,
+        instance: &'a str,
+        version: Version,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// The lowest low-water version over every instance with a checkpoint
+    /// row; a row that never had one reported counts as `Version::ZERO`, so
+    /// it keeps every tombstone until its instance reports. `None` when no
+    /// instance has a checkpoint row (write-through only deployments).
+    fn low_water(&self) -> BoxFuture<'_, Result<Option<Version>>>;
+
     /// Live keys with `key_hash > cursor`, about `count` of them, in hash order.
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>>;
 
@@ -170,6 +192,7 @@ pub trait Store: Send + Sync + 'static {
     /// Expired rows wait for the same bound as tombstones: until every
     /// instance has applied its writes below that version, an older write
     /// could still arrive, and only the stored row's version makes it lose.
+    /// The caller takes the bound at or below `low_water`.
     fn sweep(
         &self,
         now_ms: i64,

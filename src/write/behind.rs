@@ -106,6 +106,9 @@ impl<C: CacheTier> WriteBehind<C> {
             .max()
             .unwrap_or(Version::ZERO);
         let version = self.hlc.next_above(floor);
+        // Held at once: the instance's low-water version stays below it
+        // until the processor has applied it (or it is refused).
+        let held = self.backlog.hold(version);
         let rows = super::stamped(&ws, version);
         if !self.backlog.wait_for_room(self.backpressure_wait).await {
             return Err(Refusal::Busy);
@@ -119,6 +122,7 @@ impl<C: CacheTier> WriteBehind<C> {
             .map_err(Refusal::Backend)?;
         self.overlay.insert(seq.0, &rows);
         self.backlog.logged(bytes);
+        held.keep();
         let changed: Vec<Bytes> = rows.iter().map(|(k, _)| k.clone()).collect();
         self.aside.invalidate(&changed).await;
         // The processor only stops after the write path at shutdown; a send
@@ -126,6 +130,7 @@ impl<C: CacheTier> WriteBehind<C> {
         let block = rows.len() > 1;
         let _ = self.queue.send(Item {
             seq: seq.0,
+            version,
             rows,
             bytes,
             block,

@@ -19,6 +19,7 @@ use crate::cache::aside::CacheAside;
 use crate::config::Config;
 use crate::error::{Error, Result, with_timeout};
 use crate::keyspace::{Hlc, Version};
+use crate::processor::low_water::LowWater;
 use crate::processor::{Backlog, DeadLetters, Item, Processor, ProcessorOptions};
 use crate::resp::Frame;
 use crate::store::Store;
@@ -124,9 +125,11 @@ pub async fn open_behind<C: CacheTier>(
         overlay.insert(rec.seq.0, &rows);
         let bytes = rec.payload.len() as u64;
         backlog.logged(bytes);
+        backlog.hold(Version(rec.version)).keep();
         let block = rows.len() > 1;
         let _ = queue.send(Item {
             seq: rec.seq.0,
+            version: Version(rec.version),
             rows,
             bytes,
             block,
@@ -141,7 +144,7 @@ pub async fn open_behind<C: CacheTier>(
     let stop = CancellationToken::new();
     let processor = Processor {
         rx,
-        store,
+        store: store.clone(),
         aside: aside.clone(),
         overlay: overlay.clone(),
         wal: wal.clone(),
@@ -156,6 +159,18 @@ pub async fn open_behind<C: CacheTier>(
         checkpoint,
         held: None,
     };
+    // Reported once before serving, so the sweepers of other instances
+    // count this one from its first write on, then every second.
+    let reporter = LowWater {
+        store: store.clone(),
+        backlog: backlog.clone(),
+        instance: instance.clone(),
+        db_timeout: config.database.timeout,
+    };
+    if let Err(e) = reporter.report().await {
+        tracing::warn!(error = %e, "cannot report the low-water version; will retry");
+    }
+    tokio::spawn(reporter.run(stop.clone()));
     let task = tokio::spawn(processor.run(stop.clone()));
     let writer = WriteBehind {
         aside,

@@ -192,6 +192,22 @@ impl Store for PgStore {
         }))
     }
 
+    fn set_low_water<'a>(
+        &'a self,
+        instance: &'a str,
+        version: Version,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(with_timeout(BACKEND, self.timeout, async move {
+            write::raise_low_water(&self.pool, instance, version, now_millis(), self.timeout).await
+        }))
+    }
+
+    fn low_water(&self) -> BoxFuture<'_, Result<Option<Version>>> {
+        Box::pin(with_timeout(BACKEND, self.timeout, async move {
+            write::read_low_water(&self.pool, self.timeout).await
+        }))
+    }
+
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
         Box::pin(with_timeout(BACKEND, self.timeout, async move {
             scan_page(&self.pool, cursor, count, now_ms, self.timeout).await

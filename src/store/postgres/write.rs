@@ -1,5 +1,5 @@
 //! PostgreSQL writes: the batch upsert both `StoreTxn::put` and
-//! `Store::apply` use, the checkpoint row, and COMMIT with its outcome.
+//! `Store::apply` use, the checkpoint row (and its low-water version), and COMMIT with its outcome.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 
 use super::BACKEND;
 use crate::error::{Error, Result};
-use crate::keyspace::Row;
+use crate::keyspace::{Row, Version};
 use crate::store::errors::{self, one_line};
 use crate::store::{key_hash, rows};
 
@@ -90,6 +90,45 @@ pub(super) async fn advance_checkpoint<'e>(
     .await
     .map_err(|e| errors::postgres(timeout, e))?;
     Ok(())
+}
+
+/// Raises `instance`'s low-water version to `version`, creating its row
+/// (with checkpoint 0: nothing applied yet) if needed; a lower `version`
+/// leaves the stored one in place. GREATEST ignores a NULL operand.
+pub(super) async fn raise_low_water<'e>(
+    ex: impl PgExecutor<'e>,
+    instance: &str,
+    version: Version,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO spillway_checkpoints (instance, seq, updated_at, low_version) \
+         VALUES ($1, 0, $2, $3) \
+         ON CONFLICT (instance) DO UPDATE \
+         SET low_version = GREATEST(spillway_checkpoints.low_version, EXCLUDED.low_version)",
+    )
+    .bind(instance)
+    .bind(now_ms)
+    .bind(version.as_i64())
+    .execute(ex)
+    .await
+    .map_err(|e| errors::postgres(timeout, e))?;
+    Ok(())
+}
+
+/// The lowest low-water version over every instance with a checkpoint row
+/// (an unreported one counts as 0); `None` when there is no row at all.
+pub(super) async fn read_low_water<'e>(
+    ex: impl PgExecutor<'e>,
+    timeout: Duration,
+) -> Result<Option<Version>> {
+    let low: Option<i64> =
+        sqlx::query_scalar("SELECT min(coalesce(low_version, 0)) FROM spillway_checkpoints")
+            .fetch_one(ex)
+            .await
+            .map_err(|e| errors::postgres(timeout, e))?;
+    Ok(low.map(Version::from_i64))
 }
 
 /// `instance`'s stored checkpoint, `None` before its first batch.

@@ -225,6 +225,34 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn set_low_water<'a>(
+        &'a self,
+        instance: &'a str,
+        version: Version,
+    ) -> BoxFuture<'a, Result<()>> {
+        let timeout = self.timeout;
+        Box::pin(with_timeout(BACKEND, timeout, async move {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| errors::sqlite(timeout, e))?;
+            write::raise_low_water(&mut conn, instance, version, now_millis(), timeout).await
+        }))
+    }
+
+    fn low_water(&self) -> BoxFuture<'_, Result<Option<Version>>> {
+        let timeout = self.timeout;
+        Box::pin(with_timeout(BACKEND, timeout, async move {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| errors::sqlite(timeout, e))?;
+            write::read_low_water(&mut conn, timeout).await
+        }))
+    }
+
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {

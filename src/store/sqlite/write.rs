@@ -1,5 +1,5 @@
 //! SQLite writes: the batch upsert both `StoreTxn::put` and `Store::apply`
-//! use, the checkpoint row, and COMMIT with its outcome.
+//! use, the checkpoint row (and its low-water version), and COMMIT with its outcome.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
 use super::{BACKEND, params};
 use crate::error::{Error, Result};
-use crate::keyspace::Row;
+use crate::keyspace::{Row, Version};
 use crate::store::errors::{self, one_line};
 use crate::store::{key_hash, rows};
 
@@ -89,6 +89,47 @@ pub(super) async fn advance_checkpoint(
     .await
     .map_err(|e| errors::sqlite(timeout, e))?;
     Ok(())
+}
+
+/// Raises `instance`'s low-water version to `version`, creating its row
+/// (with checkpoint 0: nothing applied yet) if needed; a lower `version`
+/// leaves the stored one in place. SQLite's max() of a NULL is NULL, hence
+/// the coalesce.
+pub(super) async fn raise_low_water(
+    conn: &mut SqliteConnection,
+    instance: &str,
+    version: Version,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO spillway_checkpoints (instance, seq, updated_at, low_version) \
+         VALUES (?, 0, ?, ?) \
+         ON CONFLICT (instance) DO UPDATE \
+         SET low_version = max(coalesce(spillway_checkpoints.low_version, excluded.low_version), \
+                               excluded.low_version)",
+    )
+    .bind(instance)
+    .bind(now_ms)
+    .bind(version.as_i64())
+    .execute(conn)
+    .await
+    .map_err(|e| errors::sqlite(timeout, e))?;
+    Ok(())
+}
+
+/// The lowest low-water version over every instance with a checkpoint row
+/// (an unreported one counts as 0); `None` when there is no row at all.
+pub(super) async fn read_low_water(
+    conn: &mut SqliteConnection,
+    timeout: Duration,
+) -> Result<Option<Version>> {
+    let low: Option<i64> =
+        sqlx::query_scalar("SELECT min(coalesce(low_version, 0)) FROM spillway_checkpoints")
+            .fetch_one(conn)
+            .await
+            .map_err(|e| errors::sqlite(timeout, e))?;
+    Ok(low.map(Version::from_i64))
 }
 
 /// `instance`'s stored checkpoint, `None` before its first batch.
