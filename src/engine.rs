@@ -134,6 +134,19 @@ impl Engine {
         let keys: Vec<&Bytes> = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).collect();
         let mut ws = match self.aside.read(&keys, now_millis()).await {
             Ok(ws) => ws,
+            // One miss failed (database down): each read alone, so hits
+            // and pending writes are still served and only misses fail.
+            Err(_) if calls.len() > 1 => {
+                let mut replies = Vec::with_capacity(calls.len());
+                for call in calls {
+                    replies.push(
+                        Box::pin(self.read_many(std::slice::from_ref(call)))
+                            .await
+                            .remove(0),
+                    );
+                }
+                return replies;
+            }
             Err(e) => return vec![Frame::err(e); calls.len()],
         };
         let hits = keys.iter().filter(|k| ws.get(k).is_some()).count() as u64;

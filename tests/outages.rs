@@ -55,6 +55,13 @@ fn database_down_fails_writes_fast_serves_hits_and_recovers() {
     assert_eq!(v, "yes", "cache hits are served while the database is down");
     let miss = c.get::<_, Option<String>>("never-cached").unwrap_err();
     assert!(miss.to_string().contains("postgres"), "{miss}");
+    // In one pipeline too: the hit is served, only the miss fails.
+    let mut raw = sp.raw();
+    let mut pipeline = support::encode_command(&["GET", "cached"]);
+    pipeline.extend(support::encode_command(&["GET", "never-cached"]));
+    raw.send(&pipeline);
+    assert_eq!(raw.read_reply(), b"$3\r\nyes\r\n");
+    assert!(raw.read_reply().starts_with(b"-ERR postgres"));
     let err = c.incr::<_, _, i64>("counter", 1).unwrap_err();
     assert!(err.to_string().contains("postgres"), "{err}");
 
