@@ -258,15 +258,8 @@ impl Config {
         if self.database.timeout.is_zero() || self.cache.timeout.is_zero() {
             return bad("database.timeout and cache.timeout must be above zero".into());
         }
-        if !matches!(
-            self.write_behind.fsync.as_str(),
-            "always" | "everysec" | "never"
-        ) {
-            return bad(format!(
-                "write_behind.fsync must be always, everysec or never, not {:?}",
-                self.write_behind.fsync
-            ));
-        }
+        // One list of spellings: the WAL's own parser says what is valid.
+        self.write_behind.fsync.parse::<crate::wal::FsyncPolicy>()?;
         if self.write_behind.batch_max == 0 {
             return bad("write_behind.batch_max must be at least 1".into());
         }
@@ -312,6 +305,9 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = Config::default();
         c.cache.backend = "redis".into();
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.write_behind.fsync = "sometimes".into();
         assert!(c.validate().is_err());
         assert!(Config::default().validate().is_ok());
     }

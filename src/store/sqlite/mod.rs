@@ -52,6 +52,14 @@ impl SqliteStore {
     /// power loss or an OS crash, and a write-through `+OK` promises the
     /// write is committed. FULL syncs the WAL at every commit.
     /// `busy_timeout = opts.timeout` bounds the wait for the write lock.
+    /// A pooled connection within the acquire timeout, errors mapped.
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(|e| errors::sqlite(self.timeout, e))
+    }
+
     pub async fn connect(opts: &StoreOptions) -> Result<SqliteStore> {
         let connect = SqliteConnectOptions::from_str(&opts.url)
             .map_err(|e| Error::Config(format!("database.url: {}", one_line(e))))?
@@ -123,11 +131,7 @@ impl Store for SqliteStore {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| errors::sqlite(timeout, e))?;
+            let mut conn = self.conn().await?;
             read_rows(&mut conn, keys, timeout).await
         }))
     }
@@ -216,11 +220,7 @@ impl Store for SqliteStore {
     fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| errors::sqlite(timeout, e))?;
+            let mut conn = self.conn().await?;
             write::read_checkpoint(&mut conn, instance, timeout).await
         }))
     }
@@ -232,11 +232,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<()>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| errors::sqlite(timeout, e))?;
+            let mut conn = self.conn().await?;
             write::raise_low_water(&mut conn, instance, version, now_millis(), timeout).await
         }))
     }
@@ -244,11 +240,7 @@ impl Store for SqliteStore {
     fn low_water(&self) -> BoxFuture<'_, Result<Option<Version>>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| errors::sqlite(timeout, e))?;
+            let mut conn = self.conn().await?;
             write::read_low_water(&mut conn, timeout).await
         }))
     }
@@ -256,11 +248,7 @@ impl Store for SqliteStore {
     fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| errors::sqlite(timeout, e))?;
+            let mut conn = self.conn().await?;
             scan_page(&mut conn, cursor, count, now_ms, timeout).await
         }))
     }
