@@ -188,9 +188,32 @@ impl Engine {
     }
 
     /// Live keys and keys with an expiry, from the database (DBSIZE, INFO).
+    /// Includes this instance's pending write-behind writes.
     pub async fn key_counts(&self) -> Result<crate::store::KeyCounts> {
-        let timeout = self.config.database.timeout;
-        with_timeout(self.store.name(), timeout, self.store.count(now_millis())).await
+        let (timeout, now) = (self.config.database.timeout, now_millis());
+        let mut counts = with_timeout(self.store.name(), timeout, self.store.count(now)).await?;
+        if let Some(b) = self.behind() {
+            let pending = b.writer.overlay.snapshot();
+            if !pending.is_empty() {
+                let keys: Vec<Bytes> = pending.iter().map(|(k, _)| k.clone()).collect();
+                let stored =
+                    with_timeout(self.store.name(), timeout, self.store.get(&keys)).await?;
+                Overlay::adjust_counts(&pending, &stored, &mut counts, now);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// One SCAN page of the keyspace: the database's rows, corrected by
+    /// this instance's pending write-behind writes.
+    pub async fn scan(&self, cursor: u64, count: usize) -> Result<crate::store::ScanPage> {
+        let now = now_millis();
+        let scan = self.store.scan(cursor, count, now);
+        let mut page = with_timeout(self.store.name(), self.config.database.timeout, scan).await?;
+        if let Some(b) = self.behind() {
+            b.writer.overlay.merge_page(cursor, &mut page, now);
+        }
+        Ok(page)
     }
 
     /// What WATCH remembers about a key: its version and expiry now.

@@ -6,9 +6,7 @@ use bytes::Bytes;
 
 use super::table::{COMMANDS, Spec};
 use crate::engine::Engine;
-use crate::error::with_timeout;
 use crate::keyspace::glob;
-use crate::keyspace::now_millis;
 use crate::resp::Frame;
 use crate::server::session::Session;
 
@@ -143,14 +141,7 @@ pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
         }
         i += 2;
     }
-    let store = &engine.store;
-    let page = match with_timeout(
-        store.name(),
-        engine.config.database.timeout,
-        store.scan(cursor, count, now_millis()),
-    )
-    .await
-    {
+    let page = match engine.scan(cursor, count).await {
         Ok(p) => p,
         Err(e) => return Frame::err(e),
     };
@@ -170,16 +161,9 @@ pub async fn scan(engine: &Engine, argv: &[Bytes]) -> Frame {
 
 /// `KEYS pattern`: a whole scan; as costly as it is in Redis.
 pub async fn keys(engine: &Engine, argv: &[Bytes]) -> Frame {
-    let store = &engine.store;
     let (mut cursor, mut out) = (0u64, Vec::new());
     loop {
-        let page = match with_timeout(
-            store.name(),
-            engine.config.database.timeout,
-            store.scan(cursor, 1000, now_millis()),
-        )
-        .await
-        {
+        let page = match engine.scan(cursor, 1000).await {
             Ok(p) => p,
             Err(e) => return Frame::err(e),
         };

@@ -6,12 +6,13 @@
 //! the database. The event processor removes a key once the database holds
 //! its latest pending write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
 
 use crate::keyspace::Row;
+use crate::store::{KeyCounts, ScanPage, key_hash};
 
 #[derive(Debug)]
 struct Pending {
@@ -54,6 +55,64 @@ impl Overlay {
         if keys.get(key).is_some_and(|p| p.seq <= seq) {
             keys.remove(key);
         }
+    }
+
+    /// Every pending key with its latest row.
+    pub fn snapshot(&self) -> Vec<(Bytes, Row)> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .map(|(k, p)| (k.clone(), p.row.clone()))
+            .collect()
+    }
+
+    /// A SCAN page from the database, corrected by pending writes: within
+    /// the page's hash range `(cursor, page.cursor]` (to the end when the
+    /// page is the last), pending deletes drop out and pending live keys
+    /// appear, so SCAN and KEYS read this instance's own writes.
+    pub fn merge_page(&self, cursor: u64, page: &mut ScanPage, now_ms: i64) {
+        let pending = self.snapshot();
+        if pending.is_empty() {
+            return;
+        }
+        let upper = if page.cursor == 0 {
+            u64::MAX
+        } else {
+            page.cursor
+        };
+        let in_range = |k: &[u8]| {
+            let h = key_hash(k) as u64;
+            h > cursor && h <= upper
+        };
+        let pending_keys: HashSet<&Bytes> = pending.iter().map(|(k, _)| k).collect();
+        page.keys.retain(|(k, _)| !pending_keys.contains(k));
+        for (key, row) in &pending {
+            if let Some(entry) = row.live(now_ms).filter(|_| in_range(key)) {
+                page.keys.push((key.clone(), entry.value.type_name()));
+            }
+        }
+    }
+
+    /// Database key counts corrected by pending writes; `stored` holds the
+    /// database rows of the snapshot's keys, in the same order.
+    pub fn adjust_counts(
+        pending: &[(Bytes, Row)],
+        stored: &[Row],
+        counts: &mut KeyCounts,
+        now_ms: i64,
+    ) {
+        let weigh = |row: &Row| match row.live(now_ms) {
+            Some(e) => (1i64, i64::from(e.expire_at.is_some())),
+            None => (0, 0),
+        };
+        let (mut keys, mut expires) = (counts.keys as i64, counts.expires as i64);
+        for ((_, pend), db) in pending.iter().zip(stored) {
+            let (pk, pe) = weigh(pend);
+            let (dk, de) = weigh(db);
+            keys += pk - dk;
+            expires += pe - de;
+        }
+        counts.keys = keys.max(0) as u64;
+        counts.expires = expires.max(0) as u64;
     }
 
     /// Keys with pending writes.

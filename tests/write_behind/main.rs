@@ -9,6 +9,7 @@
 
 mod backpressure;
 mod crash;
+mod keyspace;
 mod load;
 mod ordering;
 mod outages;
