@@ -50,10 +50,6 @@ impl WorkingSet {
         );
     }
 
-    pub fn is_loaded(&self, key: &[u8]) -> bool {
-        self.slots.contains_key(key)
-    }
-
     /// The live entry of `key`: expired entries and unloaded keys are absent.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.slots.get(key).and_then(|s| s.row.live(self.now_ms))
@@ -118,15 +114,9 @@ impl WorkingSet {
         self.slots.values().any(|s| s.changed)
     }
 
-    /// Stamps every changed row with its new version after it was persisted.
-    pub fn set_version(&mut self, key: &[u8], version: Version) {
-        if let Some(slot) = self.slots.get_mut(key) {
-            slot.row.version = version;
-        }
-    }
-
-    /// Forgets the change marks, so a MULTI block can persist once at the end
-    /// while each command still sees the previous ones' effects.
+    /// Forgets the change marks, so a test can check what one command
+    /// changes after setting the scene with others.
+    #[cfg(test)]
     pub fn clear_changes(&mut self) {
         for slot in self.slots.values_mut() {
             slot.changed = false;
