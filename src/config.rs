@@ -17,6 +17,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub write: WriteConfig,
     pub write_behind: WriteBehindConfig,
+    /// Keys that address rows of existing tables (`[[namespaces]]`).
+    pub namespaces: Vec<crate::mapped::NamespaceConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,7 +265,8 @@ impl Config {
         if self.write_behind.batch_max == 0 {
             return bad("write_behind.batch_max must be at least 1".into());
         }
-        Ok(())
+        crate::mapped::config::validate(&self.namespaces, self.write.policy, &self.database.url)
+            .map_err(Error::Config)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::{Config, Policy};
 use crate::error::{Error, Result, with_timeout};
 use crate::health::{BackendHealth, CacheHealth};
 use crate::keyspace::{Hlc, Version, now_millis};
+use crate::mapped::Mapped;
 use crate::resp::Frame;
 use crate::stats::Stats;
 use crate::store::{self, Store, StoreOptions};
@@ -37,6 +38,8 @@ pub struct Engine {
     pub aside: Arc<CacheAside<Cache>>,
     pub stats: Arc<Stats>,
     pub db_health: Arc<BackendHealth>,
+    /// Keys that address rows of existing tables, when configured.
+    pub mapped: Option<Arc<Mapped>>,
     writer: Writer<Cache>,
     started_ms: i64,
 }
@@ -62,6 +65,20 @@ impl Engine {
             },
         )
         .await?;
+        let mapped = match store.postgres_pool() {
+            Some(pool) if !config.namespaces.is_empty() => Some(Arc::new(
+                Mapped::open(&config.namespaces, pool, config.database.timeout).await?,
+            )),
+            _ => None,
+        };
+        // Reads of mapped keys go to their tables; everything else is unchanged.
+        let read_store: Arc<dyn Store> = match &mapped {
+            Some(m) => Arc::new(crate::mapped::store::Routed {
+                kv: store.clone(),
+                mapped: m.clone(),
+            }),
+            None => store.clone(),
+        };
         let hlc = Arc::new(Hlc::new());
         hlc.observe(
             with_timeout(store.name(), config.database.timeout, store.max_version()).await?,
@@ -70,7 +87,7 @@ impl Engine {
         let overlay = Arc::new(Overlay::default());
         let aside = CacheAside::new(
             cache,
-            store.clone(),
+            read_store,
             Arc::new(CacheHealth::default()),
             stats.clone(),
             AsideOptions {
@@ -110,6 +127,7 @@ impl Engine {
             aside,
             stats,
             db_health,
+            mapped,
             writer,
             started_ms: now_millis(),
         }))
@@ -131,6 +149,20 @@ impl Engine {
     /// load of all their keys, as one MGET would: one round trip to the
     /// cache tier, misses read together, handlers in order.
     pub async fn read_many(&self, calls: &[Call]) -> Vec<Frame> {
+        if let Some(m) = &self.mapped
+            && calls.iter().any(|c| m.check_read(c).is_err())
+        {
+            let mut replies = Vec::with_capacity(calls.len());
+            for call in calls {
+                replies.push(match m.check_read(call) {
+                    Err(refused) => refused,
+                    Ok(()) => Box::pin(self.read_many(std::slice::from_ref(call)))
+                        .await
+                        .remove(0),
+                });
+            }
+            return replies;
+        }
         let keys: Vec<&Bytes> = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).collect();
         let mut ws = match self.aside.read(&keys, now_millis()).await {
             Ok(ws) => ws,
@@ -154,8 +186,14 @@ impl Engine {
         Stats::add(&self.stats.keyspace_misses, keys.len() as u64 - hits);
         calls
             .iter()
-            .map(|call| match call.spec.exec {
-                Exec::Read(handler) => handler(&call.argv, &mut ws),
+            .map(|call| match (call.spec.exec, &self.mapped) {
+                // GET of a row: the row as a JSON object.
+                (Exec::Read(_), Some(m))
+                    if call.spec.name == "get" && m.is_mapped(&call.argv[1]) =>
+                {
+                    m.render(&call.argv[1], ws.get(&call.argv[1]))
+                }
+                (Exec::Read(handler), _) => handler(&call.argv, &mut ws),
                 _ => Frame::err("internal: not a read command"),
             })
             .collect()
@@ -179,7 +217,63 @@ impl Engine {
                 "marked down after failed health checks",
             )));
         }
+        if let Some(m) = &self.mapped
+            && m.touches(calls)
+        {
+            let reply = self.write_mapped(m, calls, watched).await?;
+            return Ok(Outcome {
+                replies: Some(vec![reply]),
+                seq: None,
+            });
+        }
         self.writer.execute(calls, watched).await
+    }
+
+    /// A write naming mapped keys: SQL on their tables, then the cache
+    /// entries are dropped. DEL and UNLINK may mix mapped and plain keys;
+    /// MULTI blocks and WATCH cannot involve mapped keys.
+    async fn write_mapped(
+        &self,
+        m: &Mapped,
+        calls: &[Call],
+        watched: &[Watched],
+    ) -> std::result::Result<Frame, Frame> {
+        let refused = || Frame::err("MULTI/EXEC and WATCH cannot include mapped keys");
+        let [call] = calls else {
+            return Err(refused());
+        };
+        if !watched.is_empty() || !call.spec.is_write() {
+            return Err(refused());
+        }
+        let keys: Vec<Bytes> = call.spec.keys(&call.argv).into_iter().cloned().collect();
+        let (mapped_keys, plain): (Vec<Bytes>, Vec<Bytes>) =
+            keys.into_iter().partition(|k| m.is_mapped(k));
+        let reply = if matches!(call.spec.name, "del" | "unlink") && !plain.is_empty() {
+            let mut argv = vec![call.argv[0].clone()];
+            argv.extend(plain);
+            let rest = Call {
+                spec: call.spec,
+                argv,
+            };
+            let plain_count = match self.writer.execute(&[rest], &[]).await {
+                Ok(Outcome {
+                    replies: Some(mut r),
+                    ..
+                }) => r.pop(),
+                Ok(_) => None,
+                Err(refused) => return Err(refused),
+            };
+            match (plain_count, m.delete(&mapped_keys).await) {
+                (Some(Frame::Integer(a)), Ok(b)) => Frame::Integer(a + b),
+                (Some(other), Ok(_)) => other,
+                (_, Err(refused)) => refused,
+                (None, Ok(_)) => Frame::err("no reply"),
+            }
+        } else {
+            m.write(call).await
+        };
+        self.aside.invalidate(&mapped_keys).await;
+        Ok(reply)
     }
 
     /// The write-behind state, for INFO.

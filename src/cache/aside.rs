@@ -300,7 +300,7 @@ impl<C: CacheTier> CacheAside<C> {
 
     async fn fill(&self, key: &Bytes, lease: Lease, row: &Row) {
         let configured = if row.entry.is_some() {
-            self.ttl
+            self.store.ttl_for(key).unwrap_or(self.ttl)
         } else {
             self.negative_ttl
         };

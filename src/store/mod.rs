@@ -16,7 +16,7 @@
 //! that same transaction.
 
 pub mod dead_letters;
-mod errors;
+pub(crate) mod errors;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -205,6 +205,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the pool at shutdown.
     fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// How long a cache fill of `key` may live when something other than
+    /// `cache.ttl` decides it (a mapped namespace's `ttl`).
+    fn ttl_for(&self, _key: &[u8]) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The PostgreSQL pool, shared with mapped namespaces' statements.
+    fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        None
+    }
 }
 
 /// An open write transaction from `Store::begin`. Dropping it rolls back.

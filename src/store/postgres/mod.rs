@@ -9,7 +9,7 @@
 //! orders them, and the instance's checkpoint commits with its rows.
 
 mod dead;
-mod write;
+pub(crate) mod write;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -86,6 +86,10 @@ impl PgStore {
 }
 
 impl Store for PgStore {
+    fn postgres_pool(&self) -> Option<PgPool> {
+        Some(self.pool.clone())
+    }
+
     fn name(&self) -> &'static str {
         BACKEND
     }

@@ -148,7 +148,7 @@ pub(super) async fn read_checkpoint<'e>(
 
 /// Commits within `timeout`. A connection lost during COMMIT, or no answer
 /// in time, is `Error::CommitUnknown`: the server may have committed.
-pub(super) async fn commit(txn: Transaction<'static, Postgres>, timeout: Duration) -> Result<()> {
+pub(crate) async fn commit(txn: Transaction<'static, Postgres>, timeout: Duration) -> Result<()> {
     match tokio::time::timeout(timeout, txn.commit()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if errors::postgres_connection_lost(&e) => Err(Error::CommitUnknown {
