@@ -41,6 +41,8 @@ pub struct Engine {
     /// Keys that address rows of existing tables, when configured.
     pub mapped: Option<Arc<Mapped>>,
     writer: Writer<Cache>,
+    /// The invalidation listener, until `spawn_background` runs it.
+    listener: std::sync::Mutex<Option<sqlx::postgres::PgListener>>,
     started_ms: i64,
 }
 
@@ -121,6 +123,12 @@ impl Engine {
                 config.database.timeout,
             ))
         };
+        // LISTEN before the first client: no external write after this point
+        // can go unnoticed.
+        let listener = match &mapped {
+            Some(m) => m.listen().await?,
+            None => None,
+        };
         Ok(Arc::new(Engine {
             config,
             store,
@@ -129,6 +137,7 @@ impl Engine {
             db_health,
             mapped,
             writer,
+            listener: std::sync::Mutex::new(listener),
             started_ms: now_millis(),
         }))
     }
@@ -164,7 +173,7 @@ impl Engine {
             return replies;
         }
         let keys: Vec<&Bytes> = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).collect();
-        let mut ws = match self.aside.read(&keys, now_millis()).await {
+        let mut ws = match self.load_for_read(&keys).await {
             Ok(ws) => ws,
             // One miss failed (database down): each read alone, so hits
             // and pending writes are still served and only misses fail.
@@ -197,6 +206,32 @@ impl Engine {
                 _ => Frame::err("internal: not a read command"),
             })
             .collect()
+    }
+
+    /// The rows a run of reads needs, through the cache-aside path; rows of
+    /// mapped namespaces whose invalidation listener is down come straight
+    /// from their tables, since cached ones may have missed a notice.
+    async fn load_for_read(&self, keys: &[&Bytes]) -> Result<crate::keyspace::WorkingSet> {
+        let Some(m) = self
+            .mapped
+            .as_ref()
+            .filter(|m| keys.iter().any(|k| m.is_stale(k)))
+        else {
+            return self.aside.read(keys, now_millis()).await;
+        };
+        let (stale, fresh): (Vec<&Bytes>, Vec<&Bytes>) = keys.iter().partition(|k| m.is_stale(k));
+        let mut ws = self.aside.read(&fresh, now_millis()).await?;
+        let stale: Vec<Bytes> = stale.into_iter().cloned().collect();
+        let rows = with_timeout(
+            self.store.name(),
+            self.config.database.timeout,
+            m.rows(&stale),
+        )
+        .await?;
+        for (key, row) in stale.into_iter().zip(rows) {
+            ws.load(key, row);
+        }
+        Ok(ws)
     }
 
     /// Runs writes (and the reads of a MULTI block) under the write policy.
@@ -322,6 +357,20 @@ impl Engine {
 
     /// Starts heartbeats, cache recovery and the sweeper; they stop with `shutdown`.
     pub fn spawn_background(self: &Arc<Self>, tracker: &TaskTracker, shutdown: CancellationToken) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let (Some(m), Some(listener)) = (&self.mapped, listener) {
+            let run = crate::mapped::listen::run(
+                m.clone(),
+                self.aside.clone(),
+                listener,
+                shutdown.clone(),
+            );
+            tracker.spawn(run);
+        }
         let engine = self.clone();
         let stop = shutdown.clone();
         tracker.spawn(async move {

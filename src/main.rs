@@ -24,6 +24,13 @@ enum Command {
         #[command(subcommand)]
         action: WalAction,
     },
+    /// Prints the SQL that installs the invalidation triggers of every
+    /// namespace with `invalidate = true` (for DBAs, with `install_trigger = false`).
+    Triggers {
+        /// Print the SQL (the only action).
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -63,10 +70,37 @@ fn wal_command(action: WalAction) -> ExitCode {
     }
 }
 
+/// `spillway triggers --print`.
+fn triggers_command(config: Option<&std::path::Path>, print: bool) -> ExitCode {
+    if !print {
+        eprintln!("spillway triggers: nothing to do without --print");
+        return ExitCode::from(2);
+    }
+    let config = match spillway::config::Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("spillway triggers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let watched: Vec<_> = config.namespaces.iter().filter(|n| n.invalidate).collect();
+    if watched.is_empty() {
+        eprintln!("spillway triggers: no namespace has invalidate = true");
+        return ExitCode::FAILURE;
+    }
+    for ns in watched {
+        println!("-- namespace {}: table {}", ns.name, ns.table);
+        print!("{}", spillway::mapped::triggers::install_sql(ns));
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Wal { action }) = cli.command {
-        return wal_command(action);
+    match cli.command {
+        Some(Command::Wal { action }) => return wal_command(action),
+        Some(Command::Triggers { print }) => return triggers_command(cli.config.as_deref(), print),
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -18,6 +18,7 @@ const DEFAULT: &[&str] = &[
     "cache",
     "database",
     "writebehind",
+    "namespaces",
     "keyspace",
 ];
 
@@ -108,6 +109,10 @@ async fn write_section(engine: &Engine, section: &str, out: &mut String) {
             policy_name(engine),
         ),
         "writebehind" => write_behind(engine, out),
+        "namespaces" => match &engine.mapped {
+            Some(m) => m.write_info(out),
+            None => out.write_str("# Namespaces\r\nnamespaces:0\r\n"),
+        },
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             match engine.key_counts().await {

@@ -77,9 +77,6 @@ pub fn validate(
                     .into(),
             ));
         }
-        if ns.invalidate {
-            return Err(at("invalidate = true is not supported yet".into()));
-        }
         for (other, p) in &seen {
             if *other == name {
                 return Err(at("defined twice".into()));

@@ -6,12 +6,15 @@
 pub mod catalog;
 pub mod config;
 pub mod json;
+pub mod listen;
 pub mod pattern;
 mod read;
 pub mod store;
+pub mod triggers;
 pub mod value;
 mod write;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,6 +43,16 @@ pub struct Mapped {
     namespaces: Vec<Namespace>,
     pool: PgPool,
     timeout: Duration,
+    /// Set in spillway's write transactions; triggers echo it back, so
+    /// this instance can skip notifications of its own writes.
+    origin: String,
+    /// False while the invalidation listener is down (see `listen`).
+    listening: AtomicBool,
+    /// Notices applied, notices of this instance's own writes skipped, and
+    /// reconnections of the listener (INFO `# Namespaces`).
+    notices: AtomicU64,
+    own_notices: AtomicU64,
+    reconnects: AtomicU64,
 }
 
 /// Read commands that mean something for a row (GET renders it as JSON).
@@ -99,6 +112,11 @@ impl Mapped {
             namespaces,
             pool,
             timeout,
+            origin: format!("{:016x}", rand::random::<u64>()),
+            listening: AtomicBool::new(false),
+            notices: AtomicU64::new(0),
+            own_notices: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
         })
     }
 
@@ -124,6 +142,32 @@ impl Mapped {
         calls
             .iter()
             .any(|c| c.spec.keys(&c.argv).iter().any(|k| self.is_mapped(k)))
+    }
+
+    /// True when `key`'s namespace relies on invalidation notifications and
+    /// the listener is down: its cached rows cannot be trusted.
+    pub fn is_stale(&self, key: &[u8]) -> bool {
+        !self.listening.load(Ordering::Acquire)
+            && self.find(key).is_some_and(|(ns, _)| ns.config.invalidate)
+    }
+
+    /// INFO's `# Namespaces` section.
+    pub fn write_info(&self, out: &mut String) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let invalidating = self.namespaces.iter().any(|n| n.config.invalidate);
+        write!(
+            out,
+            "# Namespaces\r\nnamespaces:{}\r\nns_listener:{}\r\nns_notices:{}\r\nns_own_notices_skipped:{}\r\nns_listener_reconnects:{}\r\n",
+            self.namespaces.len(),
+            match (invalidating, self.listening.load(Ordering::Acquire)) {
+                (false, _) => "none",
+                (true, true) => "up",
+                (true, false) => "down",
+            },
+            self.notices.load(Ordering::Relaxed),
+            self.own_notices.load(Ordering::Relaxed),
+            self.reconnects.load(Ordering::Relaxed),
+        )
     }
 
     /// The cache TTL of a mapped key whose namespace overrides it.

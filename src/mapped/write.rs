@@ -367,7 +367,16 @@ impl Mapped {
         &self,
         ns: &Namespace,
     ) -> std::result::Result<Transaction<'static, Postgres>, Frame> {
-        self.timed(ns, self.pool.begin()).await
+        let mut tx = self.timed(ns, self.pool.begin()).await?;
+        if self.namespaces.iter().any(|n| n.config.invalidate) {
+            // The triggers put this in their notices: this instance's own
+            // writes are invalidated here, not echoed back.
+            let origin = sqlx::query("SELECT set_config('spillway.origin', $1, true)")
+                .bind(&self.origin)
+                .execute(&mut *tx);
+            self.timed(ns, origin).await?;
+        }
+        Ok(tx)
     }
 
     async fn commit(
