@@ -19,6 +19,9 @@ pub struct Config {
     pub write_behind: WriteBehindConfig,
     /// Keys that address rows of existing tables (`[[namespaces]]`).
     pub namespaces: Vec<crate::mapped::NamespaceConfig>,
+    /// The file this was loaded from, read again on reload.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,7 +227,10 @@ impl Config {
             .try_deserialize()
             .map_err(|e| Error::Config(e.to_string()))?;
         config.validate()?;
-        Ok(config)
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            ..config
+        })
     }
 
     /// Rejects values that would make spillway misbehave rather than fail.

@@ -41,6 +41,10 @@ pub struct Engine {
     /// Keys that address rows of existing tables, when configured.
     pub mapped: Option<Arc<Mapped>>,
     writer: Writer<Cache>,
+    /// `write.policy = "read-only"` in force (switchable by reload).
+    read_only: std::sync::atomic::AtomicBool,
+    /// The config in force: `config` plus what reloads changed.
+    live: std::sync::Mutex<Config>,
     /// The invalidation listener, until `spawn_background` runs it.
     listener: std::sync::Mutex<Option<sqlx::postgres::PgListener>>,
     started_ms: i64,
@@ -129,6 +133,8 @@ impl Engine {
             Some(m) => m.listen().await?,
             None => None,
         };
+        let read_only = config.write.policy == Policy::ReadOnly;
+        let live = std::sync::Mutex::new(config.clone());
         Ok(Arc::new(Engine {
             config,
             store,
@@ -138,12 +144,46 @@ impl Engine {
             mapped,
             writer,
             listener: std::sync::Mutex::new(listener),
+            read_only: std::sync::atomic::AtomicBool::new(read_only),
+            live,
             started_ms: now_millis(),
         }))
     }
 
     pub fn started_ms(&self) -> i64 {
         self.started_ms
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn set_read_only(&self, on: bool) {
+        self.read_only
+            .store(on, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The policy whose writer this process runs (read-only runs the
+    /// write-through writer, refusing writes before they reach it).
+    pub fn base_policy(&self) -> Policy {
+        match self.config.write.policy {
+            Policy::WriteBehind => Policy::WriteBehind,
+            _ => Policy::WriteThrough,
+        }
+    }
+
+    pub(crate) fn live_config(&self) -> Config {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_live_config(&self, config: Config) {
+        *self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
     }
 
     /// Runs one read command through the cache-aside path.
@@ -242,7 +282,7 @@ impl Engine {
         calls: &[Call],
         watched: &[Watched],
     ) -> std::result::Result<Outcome, Frame> {
-        if self.config.write.policy == Policy::ReadOnly && calls.iter().any(|c| c.spec.is_write()) {
+        if self.is_read_only() && calls.iter().any(|c| c.spec.is_write()) {
             let replies = Some(vec![read_only_error(); calls.len()]);
             return Ok(Outcome { replies, seq: None });
         }

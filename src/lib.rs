@@ -8,6 +8,7 @@ pub mod health;
 pub mod keyspace;
 pub mod mapped;
 pub mod processor;
+pub mod reload;
 pub mod resp;
 pub mod server;
 pub mod stats;
@@ -33,6 +34,26 @@ pub async fn run(config: config::Config, shutdown: CancellationToken) -> error::
         database = engine.store.name(),
         "spillway listening"
     );
+    tokio::spawn(reload_on_sighup(engine.clone(), shutdown.clone()));
     server::run(listener, engine, shutdown).await;
     Ok(())
+}
+
+/// SIGHUP reloads the config (see `reload`); a refused reload is logged
+/// and changes nothing.
+async fn reload_on_sighup(engine: Arc<engine::Engine>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload with SPILLWAY RELOAD");
+        return;
+    };
+    while shutdown
+        .run_until_cancelled(hup.recv())
+        .await
+        .flatten()
+        .is_some()
+    {
+        tracing::info!("SIGHUP received: reloading the configuration");
+        let _ = engine.reload();
+    }
 }

@@ -24,6 +24,9 @@ enum Command {
         #[command(subcommand)]
         action: WalAction,
     },
+    /// Asks the running spillway (at `server.listen` of the config) to
+    /// reload its configuration, as SIGHUP does; prints the outcome.
+    Reload,
     /// Prints the SQL that installs the invalidation triggers of every
     /// namespace with `invalidate = true` (for DBAs, with `install_trigger = false`).
     Triggers {
@@ -70,6 +73,29 @@ fn wal_command(action: WalAction) -> ExitCode {
     }
 }
 
+/// `spillway reload`: sends `SPILLWAY RELOAD` (after `AUTH` when the
+/// config sets `requirepass`) to the address the config names.
+fn reload_command(config: Option<&std::path::Path>) -> ExitCode {
+    let config = match spillway::config::Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("spillway reload: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = &config.server;
+    match spillway::reload::request(&server.listen, server.requirepass.as_deref()) {
+        Ok(reply) => {
+            println!("{reply}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spillway reload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `spillway triggers --print`.
 fn triggers_command(config: Option<&std::path::Path>, print: bool) -> ExitCode {
     if !print {
@@ -100,6 +126,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Wal { action }) => return wal_command(action),
         Some(Command::Triggers { print }) => return triggers_command(cli.config.as_deref(), print),
+        Some(Command::Reload) => return reload_command(cli.config.as_deref()),
         None => {}
     }
     tracing_subscriber::fmt()

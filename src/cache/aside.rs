@@ -8,6 +8,7 @@
 //! that every read that starts after the write sees it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -42,8 +43,9 @@ pub struct CacheAside<C> {
     overlay: Option<Arc<Overlay>>,
     /// The database heartbeat: misses fail fast while it says down.
     db_health: Arc<BackendHealth>,
-    ttl: Duration,
-    negative_ttl: Duration,
+    /// `cache.ttl` and `cache.negative_ttl` in ms; reloads change them.
+    ttl_ms: AtomicU64,
+    negative_ttl_ms: AtomicU64,
     timeout: Duration,
     db_timeout: Duration,
 }
@@ -73,8 +75,8 @@ impl<C: CacheTier> CacheAside<C> {
             flights: Mutex::new(HashMap::new()),
             overlay: None,
             db_health: Arc::new(BackendHealth::default()),
-            ttl: opts.ttl,
-            negative_ttl: opts.negative_ttl,
+            ttl_ms: AtomicU64::new(millis(opts.ttl)),
+            negative_ttl_ms: AtomicU64::new(millis(opts.negative_ttl)),
             timeout: opts.cache_timeout,
             db_timeout: opts.db_timeout,
         }
@@ -96,6 +98,14 @@ impl<C: CacheTier> CacheAside<C> {
     /// The database heartbeat state this read path fails fast on.
     pub fn db_health(&self) -> &BackendHealth {
         &self.db_health
+    }
+
+    /// New fills take these TTLs (a reload changed them); entries already
+    /// cached keep theirs.
+    pub fn set_ttls(&self, ttl: Duration, negative_ttl: Duration) {
+        self.ttl_ms.store(millis(ttl), Ordering::Relaxed);
+        self.negative_ttl_ms
+            .store(millis(negative_ttl), Ordering::Relaxed);
     }
 
     pub fn cache(&self) -> &C {
@@ -300,9 +310,10 @@ impl<C: CacheTier> CacheAside<C> {
 
     async fn fill(&self, key: &Bytes, lease: Lease, row: &Row) {
         let configured = if row.entry.is_some() {
-            self.store.ttl_for(key).unwrap_or(self.ttl)
+            let ttl = Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed));
+            self.store.ttl_for(key).unwrap_or(ttl)
         } else {
-            self.negative_ttl
+            Duration::from_millis(self.negative_ttl_ms.load(Ordering::Relaxed))
         };
         let Some(ttl) = super::fill_ttl(row, configured, crate::keyspace::now_millis()) else {
             self.give_back(key, lease).await;
@@ -381,4 +392,8 @@ impl<C: CacheTier> CacheAside<C> {
             }
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

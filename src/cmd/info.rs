@@ -130,6 +130,9 @@ async fn write_section(engine: &Engine, section: &str, out: &mut String) {
 }
 
 fn policy_name(engine: &Engine) -> &'static str {
+    if engine.is_read_only() {
+        return "read-only";
+    }
     match engine.config.write.policy {
         crate::config::Policy::WriteThrough => "write-through",
         crate::config::Policy::WriteBehind => "write-behind",

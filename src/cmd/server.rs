@@ -194,7 +194,7 @@ pub fn flush_refused(name: &str) -> Frame {
     ))
 }
 
-/// `SPILLWAY CACHE FLUSH` and `SPILLWAY DEADLETTER LIST|RETRY|DROP`.
+/// `SPILLWAY RELOAD`, `SPILLWAY CACHE FLUSH` and `SPILLWAY DEADLETTER LIST|RETRY|DROP`.
 pub async fn spillway(engine: &Engine, argv: &[Bytes]) -> Frame {
     let sub = argv[1].to_ascii_lowercase();
     if sub == b"deadletter" {
@@ -202,6 +202,10 @@ pub async fn spillway(engine: &Engine, argv: &[Bytes]) -> Frame {
     }
     let words: Vec<Vec<u8>> = argv[1..].iter().map(|a| a.to_ascii_lowercase()).collect();
     match words.iter().map(|w| &w[..]).collect::<Vec<_>>()[..] {
+        [b"reload"] => match engine.reload() {
+            Ok(_) => Frame::ok(),
+            Err(why) => Frame::err(format!("reload refused, configuration unchanged: {why}")),
+        },
         [b"cache", b"flush"] => {
             use crate::cache::CacheTier;
             match engine.aside.cache().flush().await {
@@ -210,7 +214,7 @@ pub async fn spillway(engine: &Engine, argv: &[Bytes]) -> Frame {
             }
         }
         _ => Frame::err(format!(
-            "unknown subcommand '{}'. Try SPILLWAY CACHE FLUSH or SPILLWAY DEADLETTER LIST|RETRY|DROP.",
+            "unknown subcommand '{}'. Try SPILLWAY RELOAD, SPILLWAY CACHE FLUSH or SPILLWAY DEADLETTER LIST|RETRY|DROP.",
             String::from_utf8_lossy(&argv[1])
         )),
     }

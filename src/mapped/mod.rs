@@ -36,6 +36,16 @@ pub struct Namespace {
     pub table: Table,
     /// The read statement, built once.
     select: String,
+    /// `ttl` in ms (`NO_TTL`: none, `cache.ttl` applies); reloads change it.
+    ttl_ms: AtomicU64,
+}
+
+const NO_TTL: u64 = u64::MAX;
+
+fn ttl_ms(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(NO_TTL, |t| {
+        u64::try_from(t.as_millis()).unwrap_or(NO_TTL - 1)
+    })
 }
 
 /// Every namespace and the pool their statements run on.
@@ -105,6 +115,7 @@ impl Mapped {
                 config: config.clone(),
                 pattern,
                 select: read::select(&table),
+                ttl_ms: AtomicU64::new(ttl_ms(config.ttl)),
                 table,
             });
         }
@@ -172,7 +183,18 @@ impl Mapped {
 
     /// The cache TTL of a mapped key whose namespace overrides it.
     pub fn ttl_for(&self, key: &[u8]) -> Option<Duration> {
-        self.find(key).and_then(|(ns, _)| ns.config.ttl)
+        let (ns, _) = self.find(key)?;
+        match ns.ttl_ms.load(Ordering::Relaxed) {
+            NO_TTL => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// A reload changed the namespace's `ttl`: new fills take it.
+    pub fn set_ttl(&self, name: &str, ttl: Option<Duration>) {
+        if let Some(ns) = self.namespaces.iter().find(|n| n.config.name == name) {
+            ns.ttl_ms.store(ttl_ms(ttl), Ordering::Relaxed);
+        }
     }
 
     /// Refuses a read of mapped keys that means nothing for a row, or whose

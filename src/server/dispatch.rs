@@ -91,7 +91,7 @@ fn check_write(engine: &Engine, spec: &Spec, argv: &[Bytes]) -> Option<Frame> {
     if !spec.is_write() {
         return None;
     }
-    if engine.config.write.policy == crate::config::Policy::ReadOnly {
+    if engine.is_read_only() {
         return Some(crate::engine::read_only_error());
     }
     let max = engine.config.server.max_key_bytes;
