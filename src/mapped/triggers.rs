@@ -66,6 +66,7 @@ pub fn install_sql(ns: &NamespaceConfig) -> String {
     let table = table_sql(ns);
     let mut sql = format!(
         "BEGIN;
+SET LOCAL client_min_messages = warning;
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $spillway$
 DECLARE
   ids text[];
