@@ -78,7 +78,7 @@ impl Engine {
             _ => None,
         };
         // Reads of mapped keys go to their tables; everything else is unchanged.
-        let read_store: Arc<dyn Store> = match &mapped {
+        let read_store: Arc<dyn crate::store::RowSource> = match &mapped {
             Some(m) => Arc::new(crate::mapped::store::Routed {
                 kv: store.clone(),
                 mapped: m.clone(),

@@ -54,36 +54,23 @@ pub fn plan(old: &Config, new: &Config, base: Policy) -> Result<Changes, String>
             n.ttl = o.ttl;
         }
     }
-    for (name, a, b) in [
-        (
-            "[server]",
-            format!("{:?}", same.server),
-            format!("{:?}", old.server),
-        ),
-        (
-            "[cache]",
-            format!("{:?}", same.cache),
-            format!("{:?}", old.cache),
-        ),
-        (
-            "[database]",
-            format!("{:?}", same.database),
-            format!("{:?}", old.database),
-        ),
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let sections: [(&str, bool); 5] = [
+        ("[server]", differs(&same.server, &old.server)),
+        ("[cache]", differs(&same.cache, &old.cache)),
+        ("[database]", differs(&same.database, &old.database)),
         (
             "[write_behind]",
-            format!("{:?}", same.write_behind),
-            format!("{:?}", old.write_behind),
+            differs(&same.write_behind, &old.write_behind),
         ),
         (
             "[[namespaces]] (other than ttl)",
-            format!("{:?}", same.namespaces),
-            format!("{:?}", old.namespaces),
+            differs(&same.namespaces, &old.namespaces),
         ),
-    ] {
-        if a != b {
-            return restart(format!("{name} changed"));
-        }
+    ];
+    if let Some((name, _)) = sections.iter().find(|(_, changed)| *changed) {
+        return restart(format!("{name} changed"));
     }
     let mut summary = Vec::new();
     let mut note = |key: String, from: String, to: String| {

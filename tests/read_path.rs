@@ -21,12 +21,9 @@ use spillway::cache::aside::{AsideOptions, CacheAside};
 use spillway::cache::{self, Cache, CacheOptions, CacheTier};
 use spillway::error::Result;
 use spillway::health::CacheHealth;
-use spillway::keyspace::{Hlc, Row, Value, Version};
+use spillway::keyspace::{Hlc, Row, Value};
 use spillway::stats::Stats;
-use spillway::store::{
-    self, BoxFuture, DeadLetter, KeyCounts, Locked, Record, Refused, ScanPage, Store, StoreOptions,
-    Whole,
-};
+use spillway::store::{self, BoxFuture, RowSource, Store, StoreOptions};
 use spillway::write::Call;
 use spillway::write::through::WriteThrough;
 use support::{PgDatabase, RedisServer};
@@ -40,7 +37,7 @@ struct Gated {
     release: Notify,
 }
 
-impl Store for Gated {
+impl RowSource for Gated {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
@@ -54,82 +51,6 @@ impl Store for Gated {
             rows
         })
     }
-    fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {
-        self.inner.begin(keys)
-    }
-    fn apply<'a>(
-        &'a self,
-        instance: &'a str,
-        through: u64,
-        rows: &'a [(Bytes, Row)],
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.apply(instance, through, rows)
-    }
-    fn apply_with_dead_letters<'a>(
-        &'a self,
-        instance: &'a str,
-        through: u64,
-        rows: &'a [Record],
-        parked: &'a [Record],
-        whole: Whole,
-    ) -> BoxFuture<'a, Result<Vec<Refused>>> {
-        self.inner
-            .apply_with_dead_letters(instance, through, rows, parked, whole)
-    }
-    fn dead_letters<'a>(
-        &'a self,
-        instance: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<DeadLetter>>> {
-        self.inner.dead_letters(instance, limit)
-    }
-    fn dead_letter_keys<'a>(
-        &'a self,
-        instance: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(Bytes, u64)>>> {
-        self.inner.dead_letter_keys(instance)
-    }
-    fn retry_dead_letters<'a>(
-        &'a self,
-        instance: &'a str,
-        key: &'a [u8],
-    ) -> BoxFuture<'a, Result<u64>> {
-        self.inner.retry_dead_letters(instance, key)
-    }
-    fn drop_dead_letters<'a>(
-        &'a self,
-        instance: &'a str,
-        key: &'a [u8],
-    ) -> BoxFuture<'a, Result<u64>> {
-        self.inner.drop_dead_letters(instance, key)
-    }
-    fn checkpoint<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
-        self.inner.checkpoint(instance)
-    }
-    fn set_low_water<'a>(&'a self, instance: &'a str, v: Version) -> BoxFuture<'a, Result<()>> {
-        self.inner.set_low_water(instance, v)
-    }
-    fn low_water(&self) -> BoxFuture<'_, Result<Option<Version>>> {
-        self.inner.low_water()
-    }
-    fn scan(&self, cursor: u64, count: usize, now_ms: i64) -> BoxFuture<'_, Result<ScanPage>> {
-        self.inner.scan(cursor, count, now_ms)
-    }
-    fn count(&self, now_ms: i64) -> BoxFuture<'_, Result<KeyCounts>> {
-        self.inner.count(now_ms)
-    }
-    fn max_version(&self) -> BoxFuture<'_, Result<Version>> {
-        self.inner.max_version()
-    }
-    fn sweep(&self, now_ms: i64, before: Version, limit: usize) -> BoxFuture<'_, Result<u64>> {
-        self.inner.sweep(now_ms, before, limit)
-    }
-    fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        self.inner.ping()
-    }
-    fn close(&self) -> BoxFuture<'_, ()> {
-        self.inner.close()
-    }
 }
 
 /// One spillway instance's read path and write path.
@@ -139,7 +60,7 @@ struct Instance {
     stats: Arc<Stats>,
 }
 
-fn instance(cache: Cache, reads: Arc<dyn Store>, writes: Arc<dyn Store>) -> Instance {
+fn instance(cache: Cache, reads: Arc<dyn RowSource>, writes: Arc<dyn Store>) -> Instance {
     let stats = Arc::new(Stats::default());
     let aside = Arc::new(CacheAside::new(
         cache,

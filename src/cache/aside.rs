@@ -20,7 +20,7 @@ use crate::error::{Error, Result, with_timeout};
 use crate::health::{BackendHealth, CacheHealth};
 use crate::keyspace::{Row, WorkingSet};
 use crate::stats::Stats;
-use crate::store::Store;
+use crate::store::RowSource;
 use crate::write::overlay::Overlay;
 
 type Outcome = Option<std::result::Result<Row, Arc<Error>>>;
@@ -33,7 +33,7 @@ struct Flight {
 /// Cache-aside reads and post-write invalidation over one cache tier.
 pub struct CacheAside<C> {
     cache: C,
-    store: Arc<dyn Store>,
+    store: Arc<dyn RowSource>,
     health: Arc<CacheHealth>,
     stats: Arc<Stats>,
     /// In-flight reads by key. Weak: only the leader owns its flight, so a
@@ -62,7 +62,7 @@ pub struct AsideOptions {
 impl<C: CacheTier> CacheAside<C> {
     pub fn new(
         cache: C,
-        store: Arc<dyn Store>,
+        store: Arc<dyn RowSource>,
         health: Arc<CacheHealth>,
         stats: Arc<Stats>,
         opts: AsideOptions,

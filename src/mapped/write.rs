@@ -336,6 +336,18 @@ impl Mapped {
             quote(&key.name),
             key.cast
         );
+        self.run_with_values(ns, sql, id, values, tx).await
+    }
+
+    /// Runs `sql` with the key's id as `$1` and `values` after it.
+    async fn run_with_values(
+        &self,
+        ns: &Namespace,
+        sql: String,
+        id: &str,
+        values: &[Option<String>],
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> std::result::Result<(), Frame> {
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id);
         for v in values {
             query = query.bind(v.as_deref());
@@ -355,12 +367,7 @@ impl Mapped {
         tx: &mut Transaction<'static, Postgres>,
     ) -> std::result::Result<(), Frame> {
         let sql = upsert_sql(&ns.table, names, defaults);
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id);
-        for v in values {
-            query = query.bind(v.as_deref());
-        }
-        self.timed(ns, query.execute(&mut **tx)).await?;
-        Ok(())
+        self.run_with_values(ns, sql, id, values, tx).await
     }
 
     async fn begin(

@@ -73,9 +73,10 @@ pub struct KeyCounts {
     pub expires: u64,
 }
 
-/// The database behind the cache. Implementations bind every key and value
-/// as a query parameter and enforce `database.timeout` on each call.
-pub trait Store: Send + Sync + 'static {
+/// What the read path needs of the database: rows by key. Separate from
+/// `Store` so that a reader can route some keys elsewhere (mapped
+/// namespaces) without standing in for the whole store.
+pub trait RowSource: Send + Sync + 'static {
     /// "postgres" or "sqlite": named in client errors.
     fn name(&self) -> &'static str;
 
@@ -83,6 +84,16 @@ pub trait Store: Send + Sync + 'static {
     /// tombstones as a row without entry but with their version.
     fn get<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Vec<Row>>>;
 
+    /// How long a cache fill of `key` may live when something other than
+    /// `cache.ttl` decides it (a mapped namespace's `ttl`).
+    fn ttl_for(&self, _key: &[u8]) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// The database behind the cache. Implementations bind every key and value
+/// as a query parameter and enforce `database.timeout` on each call.
+pub trait Store: RowSource {
     /// Starts a transaction holding exclusive locks on `keys` (also keys that
     /// do not exist yet) until commit or drop, and returns their rows in
     /// order. Locks are taken in a fixed order, so transactions do not
@@ -205,12 +216,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the pool at shutdown.
     fn close(&self) -> BoxFuture<'_, ()>;
-
-    /// How long a cache fill of `key` may live when something other than
-    /// `cache.ttl` decides it (a mapped namespace's `ttl`).
-    fn ttl_for(&self, _key: &[u8]) -> Option<std::time::Duration> {
-        None
-    }
 
     /// The PostgreSQL pool, shared with mapped namespaces' statements.
     fn postgres_pool(&self) -> Option<sqlx::PgPool> {

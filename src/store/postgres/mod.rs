@@ -26,7 +26,7 @@ use super::{
 };
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version, now_millis};
-use crate::store::Whole;
+use crate::store::{RowSource, Whole};
 
 const BACKEND: Backend = "postgres";
 
@@ -85,11 +85,7 @@ impl PgStore {
     }
 }
 
-impl Store for PgStore {
-    fn postgres_pool(&self) -> Option<PgPool> {
-        Some(self.pool.clone())
-    }
-
+impl RowSource for PgStore {
     fn name(&self) -> &'static str {
         BACKEND
     }
@@ -98,6 +94,12 @@ impl Store for PgStore {
         Box::pin(with_timeout(BACKEND, self.timeout, async move {
             read_rows(&self.pool, keys, self.timeout).await
         }))
+    }
+}
+
+impl Store for PgStore {
+    fn postgres_pool(&self) -> Option<PgPool> {
+        Some(self.pool.clone())
     }
 
     fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {

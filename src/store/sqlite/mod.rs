@@ -30,7 +30,7 @@ use super::{
 };
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version, now_millis};
-use crate::store::Whole;
+use crate::store::{RowSource, Whole};
 
 const BACKEND: Backend = "sqlite";
 
@@ -120,7 +120,7 @@ fn on_disk(url: &str) -> bool {
     !(url.contains(":memory:") || url.contains("mode=memory"))
 }
 
-impl Store for SqliteStore {
+impl RowSource for SqliteStore {
     fn name(&self) -> &'static str {
         BACKEND
     }
@@ -135,7 +135,9 @@ impl Store for SqliteStore {
             read_rows(&mut conn, keys, timeout).await
         }))
     }
+}
 
+impl Store for SqliteStore {
     fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {
         let timeout = self.timeout;
         Box::pin(with_timeout(BACKEND, timeout, async move {
