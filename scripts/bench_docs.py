@@ -80,7 +80,8 @@ def generated(tables, notes):
   keyspace of 10 k keys at random (`-r 10000`), after one GET of each key
   through the measured configuration; the "cache hits" column is the share of
   lookups counted as hits (Redis's `keyspace_hits` for Redis and twemproxy,
-  spillway's `cache_hits` otherwise). SETs spread over 100 k keys (`-r 100000`).
+  spillway's `cache_hits` otherwise). SETs write `xxx` to 100 k keys of their
+  own (`-r 100000 SET set:__rand_int__ xxx`).
 - PostgreSQL rows: `pgbench -c {env['BENCH_CLIENTS']} -j 2 -T {env['BENCH_PGBENCH_SECONDS']} -M prepared` with a
   custom script, autocommit; p50 and p99 from its per-transaction log.
   Upserts go to a table shaped like `spillway_kv` (`LIKE … INCLUDING ALL`)

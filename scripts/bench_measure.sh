@@ -67,11 +67,11 @@ hit_counters() {
     fi
 }
 
-# A preloaded key read through the port must come back with its value.
-check_value() {
-    local port=$1 config=$2 got
-    got=$(redis-cli -p "$port" get key:000000000042)
-    [ "$got" = xxx ] || die "$config answered GET key:000000000042 with '$got', not 'xxx'"
+# Every preloaded key read through the port must come back with its value.
+check_values() {
+    local port=$1 config=$2 wrong
+    wrong=$(tools values "$port" key:%012d "$PRELOAD_KEYS")
+    [ "$wrong" = 0 ] || die "$config answered $wrong of the $PRELOAD_KEYS preloaded keys without their value 'xxx'"
 }
 
 row() { local IFS=$'\t'; printf '%s\n' "$*" >>"$RESULTS"; }
@@ -86,7 +86,7 @@ measure_rb() {
     [[ $workload == *cold* ]] && miss=1
     drained=$(wait_drained)
     if [ "$get" -eq 1 ] && [ "$miss" -eq 0 ]; then
-        check_value "$port" "$config"
+        check_values "$port" "$config"
         [ "$port" = "$REDIS_PORT" ] || [ "$port" = "${NC_PORT:-}" ] || warm "$port" "$PRELOAD_KEYS"
     fi
     [ "$miss" -eq 0 ] || purge_cache "miss:"
@@ -208,11 +208,11 @@ workload() {
 json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))' "$1" "$2"; }
 
 # With PostgreSQL stopped, N_PENDING SETs of distinct keys go into
-# write-behind (RSS before and with them queued); then PostgreSQL resumes
-# and the queue's drain is timed. Then a paced load at half that rate checks
+# write-behind (RSS before, with them queued, and after they drained); then
+# PostgreSQL resumes and the queue's drain is timed. Then a paced load at half that rate checks
 # that the queue keeps emptying while writes keep coming.
 drain_round() {
-    local round=$1 rss0 rss1 pending drain rate pace
+    local round=$1 rss0 rss1 rss2 pending drain rate pace
     wait_drained >/dev/null
     rss0=$(tools rss "$WB_PID")
     pg_pause
@@ -227,11 +227,12 @@ drain_round() {
     log "round $round  drain: $pending writes queued (RSS $((rss0 / 1024)) → $((rss1 / 1024)) MiB): $drain"
     [ "$(json_field "$drain" drained)" = True ] ||
         die "the write-behind queue did not drain within ${DRAIN_TIMEOUT}s after PostgreSQL resumed"
+    rss2=$(tools rss "$WB_PID")
     rate=$(json_field "$drain" rows_per_s)
     pace=$(tools pace "$WB_PORT" $((rate / 2 > 100 ? rate / 2 : 100)) "$PACE_SECONDS" "pace:$round")
     log "round $round  half-rate load: $pace"
-    printf '{"round": %s, "kind": "drain", "pending": %s, "rss_before_kib": %s, "rss_pending_kib": %s, "drain": %s, "pace": %s}\n' \
-        "$round" "$pending" "$rss0" "$rss1" "$drain" "$pace" >>"$EXTRA"
+    printf '{"round": %s, "kind": "drain", "pending": %s, "rss_before_kib": %s, "rss_pending_kib": %s, "rss_drained_kib": %s, "drain": %s, "pace": %s}\n' \
+        "$round" "$pending" "$rss0" "$rss1" "$rss2" "$drain" "$pace" >>"$EXTRA"
 }
 
 # RSS of each server before and with IDLE_CONNS idle client connections.

@@ -105,13 +105,14 @@ def drain_memory_table(drain, idle):
         lines.append(
             f"| RSS with {drain['pending']:,.0f} pending writes | {WB} | "
             f"{mib(drain['rss_pending'])} | {mib(drain['rss_range'][0])}–"
-            f"{mib(drain['rss_range'][1])} | {mib(drain['rss_before'])} with the queue empty: "
-            f"about {per_write:,.0f} bytes a pending write |")
+            f"{mib(drain['rss_range'][1])} | {mib(drain['rss_before'])} before the first load "
+            f"(about {per_write:,.0f} bytes a pending write), {mib(drain['rss_drained'] or 0)} "
+            "once the queue had drained |")
     for config, i in idle.items():
         per_conn = (i["with"] - i["before"]) / max(1, i["conns"])
         lines.append(
             f"| RSS with {i['conns']:,} idle connections | {config} | {mib(i['with'])} | "
-            f"{mib(i['range'][0])}–{mib(i['range'][1])} | {mib(i['before'])} without them: "
+            f"{mib(i['range'][0])}–{mib(i['range'][1])} | {mib(i['before'])} before the first probe: "
             f"about {per_conn:,.1f} KiB a connection; {i['answered']:,} answered PING |")
     return "\n".join(lines)
 

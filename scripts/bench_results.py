@@ -130,7 +130,10 @@ def drain_summary(extra):
         "range": (min(rates), max(rates)) if rates else None,
         "pending": med(e["pending"] for e in drains),
         "resume_to_empty": med(e["drain"].get("resume_to_empty_s") for e in drains),
-        "rss_before": med(e["rss_before_kib"] for e in drains),
+        # Before the first load: later rounds start with the memory the
+        # allocator kept from the previous backlog (rss_drained).
+        "rss_before": drains[0]["rss_before_kib"],
+        "rss_drained": med(e.get("rss_drained_kib") for e in drains),
         "rss_pending": med(e["rss_pending_kib"] for e in drains),
         "rss_range": (min(e["rss_pending_kib"] for e in drains),
                       max(e["rss_pending_kib"] for e in drains)),
@@ -170,7 +173,9 @@ def idle_summary(extra):
         config: {
             "conns": rs[0]["conns"],
             "answered": min(r["answered"] for r in rs),
-            "before": med(r["rss_before_kib"] for r in rs),
+            # The first probe's baseline: later ones start with what the
+            # server kept from the previous probe's connections.
+            "before": min(r["rss_before_kib"] for r in rs),
             "with": med(r["rss_kib"] for r in rs),
             "range": (min(r["rss_kib"] for r in rs), max(r["rss_kib"] for r in rs)),
         }

@@ -6,6 +6,8 @@ stdout (JSON for the structured ones).
   fsync PATH SECONDS           median fdatasync of a 64-byte append (µs)
   mset FMT START COUNT         RESP MSETs (500 keys each) of FMT % i, value "xxx"
   gets FMT COUNT               RESP GETs of FMT % i for i < COUNT
+  values PORT FMT COUNT         how many of the keys FMT % i (i < COUNT) do not
+                               hold "xxx", read with MGETs
   rss PID                      resident set size of PID (KiB)
   children PID                 the process ids whose parent is PID
   idle PORT PID CONNS          open CONNS idle connections (each answers one
@@ -94,6 +96,23 @@ def gets(fmt, count):
     out = sys.stdout.buffer
     for i in range(count):
         out.write(command("GET", fmt % i))
+
+
+def values(port, fmt, count, chunk=500):
+    sock = socket.create_connection(("127.0.0.1", port))
+    reader = sock.makefile("rb")
+    wrong = 0
+    for lo in range(0, count, chunk):
+        keys = [fmt % i for i in range(lo, min(count, lo + chunk))]
+        sock.sendall(command("MGET", *keys))
+        head = reader.readline()
+        if not head.startswith(b"*"):
+            raise SystemExit(f"MGET answered {head!r}")
+        for _ in range(int(head[1:])):
+            size = int(reader.readline()[1:])
+            value = reader.read(size + 2)[:-2] if size >= 0 else None
+            wrong += value != b"xxx"
+    print(wrong)
 
 
 def rss_kib(pid):
@@ -210,7 +229,10 @@ class Conn:
             del self.out[:n]
 
     def read(self):
-        data = self.tail + self.sock.recv(1 << 16)
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise SystemExit("the server closed a load connection")
+        data = self.tail + chunk
         lines = data.split(b"\r\n")
         self.tail = lines.pop()
         self.replies += len(lines)
@@ -314,6 +336,8 @@ def main():
         gets(args[0], int(args[1]))
     elif cmd == "children":
         children(int(args[0]))
+    elif cmd == "values":
+        values(int(args[0]), args[1], int(args[2]))
     elif cmd == "rss":
         print(rss_kib(int(args[0])))
     elif cmd == "idle":
