@@ -1,11 +1,13 @@
-"""Turns scripts/bench's raw results into one Markdown table and, when given
-an output path, the whole of docs/benchmarks.md.
+"""Prints scripts/bench's results as three tables (issue 5's targets with met
+or missed; every measurement with its ratio to the baseline measured in the
+same round; the drain and memory probes) and the run's notes.
 
-Usage: bench_report.py RESULTS WAL NOTES [OUT]; the run's metadata comes in
-BENCH_* environment variables set by scripts/bench.
-
-RESULTS: round, workload, config, requests, req/s, p50 ms, p99 ms (tab-separated).
-WAL: "wb", round, workload, WAL appends, WAL fsyncs, wb_pending at the end.
+Usage: bench_report.py --mode full|quick|smoke RESULTS WALSTATS EXTRA NOTES
+(formats in scripts/bench_measure.sh; the run's metadata in BENCH_*
+environment variables). A full run also rewrites the generated part of
+docs/benchmarks.md, the chart docs/benchmarks.svg and README.md's headline
+rows (scripts/bench_docs.py). A smoke run writes nothing and exits non-zero
+unless every measurement produced sane numbers and hit workloads hit.
 """
 
 import os
@@ -13,198 +15,252 @@ import statistics
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_chart  # noqa: E402
+import bench_docs  # noqa: E402
+from bench_results import (  # noqa: E402
+    BASELINE, COLD, DIRECT, DRAIN_TARGET, GET1, GET16, HIT_WORKLOADS, MEM, MEMTIER, NC,
+    PG_READ, PG_UPSERT, SET1, SET16, TARGETS, TIER, WB, WT, WT_VS_PG, Results, baseline,
+    drain_check, drain_summary, idle_summary, read_jsonl, read_tsv, target_check,
+)
+
 env = os.environ
-DIRECT = env["BENCH_DIRECT"]
-WB = env["BENCH_WB"]
-WT = env["BENCH_WT"]
-TIER = env["BENCH_TIER"]
-
-# Issue 5's targets, as ratios to direct Redis in the same run.
-TARGETS = {
-    ("SET -P 16", WB): 0.40,
-    ("GET -P 16, hits", TIER): 0.65,
-    ("GET -P 1, hits", TIER): 0.95,
-}
 
 
-def read_tsv(path):
-    with open(path) as f:
-        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+def num(x, digits=0):
+    return "–" if x is None else f"{x:,.{digits}f}"
 
 
-def table(rows):
-    by_key = defaultdict(dict)  # (workload, config) -> round -> (rps, p50, p99)
-    order = []
-    requests = {}
-    for rnd, workload, config, n, rps, p50, p99 in rows:
-        key = (workload, config)
-        if key not in order:
-            order.append(key)
-        by_key[key][int(rnd)] = (float(rps), float(p50), float(p99))
-        requests[key] = int(n)
-    # Direct Redis first within each workload, then the order measured.
-    workloads = list(dict.fromkeys(w for w, _ in order))
-    order.sort(key=lambda k: (workloads.index(k[0]), k[1] != DIRECT))
+def mib(kib):
+    return f"{kib / 1024:,.0f} MiB"
 
+
+def verdict(ok):
+    return "not measured" if ok is None else "**met**" if ok else "**missed**"
+
+
+def targets_table(res, drain, idle):
+    """Issue 5's table of targets, each with what this run measured."""
+    lines = ["| workload (issue 5) | target | measured | |", "|---|---|---|---|"]
+    for workload, config, minimum, what, target in TARGETS:
+        text, ok = target_check(res, workload, config, minimum)
+        if workload == GET16 and config == TIER and res.get(GET16, NC):
+            text += f" (twemproxy here: {res.get(GET16, NC)['ratio']:.2f}×)"
+        lines.append(f"| {what} | {target} | {text} | {verdict(ok)} |")
+    text, ok = drain_check(drain)
+    lines.append("| write-behind drain into PostgreSQL | ≥ 100 k rows/s sustained; the queue "
+                 f"empties while the load runs at half that rate | {text} | {verdict(ok)} |")
+    mem = []
+    if drain:
+        mem.append(f"{mib(drain['rss_pending'])} with {drain['pending']:,.0f} pending writes")
+    if idle.get(TIER):
+        mem.append(f"{mib(idle[TIER]['with'])} with {idle[TIER]['conns']:,} idle connections")
+    lines.append("| memory | RSS with 10 k idle connections; RSS with 1 M pending write-behind "
+                 f"writes | {'; '.join(mem) or 'not measured'} | reported |")
+    return "\n".join(lines)
+
+
+def results_table(res):
     lines = [
-        "| workload | configuration | requests | req/s (median) | range over rounds | × direct Redis | p50 ms | p99 ms | target (issue 5) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| workload | configuration | requests | ops/s (median) | range over rounds "
+        "| × baseline | p50 ms | p99 ms | cache hits | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for workload, config in order:
-        runs = by_key[(workload, config)]
-        direct = by_key.get((workload, DIRECT), {})
-        rps = [r[0] for r in runs.values()]
-        ratios = [runs[r][0] / direct[r][0] for r in runs if r in direct and direct[r][0] > 0]
-        ratio = statistics.median(ratios) if ratios else None
-        p50 = statistics.median(r[1] for r in runs.values())
-        p99 = statistics.median(r[2] for r in runs.values())
-        spread = f"{min(rps):,.0f}–{max(rps):,.0f}" if len(rps) > 1 else "one round"
-        target = TARGETS.get((workload, config))
-        if target is None:
-            target_text = ""
-        elif ratio is None:
-            target_text = f"≥ {target:.2f}×"
-        else:
-            target_text = f"≥ {target:.2f}×: {'met' if ratio >= target else 'missed'}"
+    targets = {(w, c): m for w, c, m, _, _ in TARGETS}
+    for workload, config in res.order:
+        g = res.get(workload, config)
+        is_base = config == baseline(workload)
+        ratio = "baseline" if is_base else "?" if g["ratio"] is None else f"{g['ratio']:.2f}"
+        spread = f"{g['range'][0]:,.0f}–{g['range'][1]:,.0f}" if g["rounds"] > 1 else "one round"
+        hits = "" if g["hit_ratio"] is None else f"{g['hit_ratio']:.1%}"
+        target = ""
+        if (workload, config) in targets:
+            m = targets[(workload, config)]
+            _, ok = target_check(res, workload, config, m)
+            target = f"≥ {m:.2f}×: {verdict(ok)}"
         lines.append(
-            f"| {workload} | {config} | {requests[(workload, config)]:,} | "
-            f"{statistics.median(rps):,.0f} | {spread} | "
-            f"{'1.00' if config == DIRECT else f'{ratio:.2f}' if ratio is not None else '?'} | "
-            f"{p50:.3f} | {p99:.3f} | {target_text} |"
+            f"| {workload} | {config} | {g['n']:,} | {g['ops']:,.0f} | {spread} | {ratio} | "
+            f"{g['p50']:.3f} | {g['p99']:.3f} | {hits} | {target} |"
         )
     return "\n".join(lines)
 
 
-def wal_notes(wal_rows, result_rows):
+def drain_memory_table(drain, idle):
+    lines = ["| measurement | configuration | median | range over rounds | detail |",
+             "|---|---|---:|---:|---|"]
+    if drain:
+        spread = "–" if not drain["range"] else "{:,.0f}–{:,.0f}".format(*drain["range"])
+        lines.append(
+            f"| write-behind drain into PostgreSQL, rows/s | {WB} | {num(drain['rate'])} | "
+            f"{spread} | {drain['pending']:,.0f} writes queued while PostgreSQL was "
+            f"stopped; the queue was empty {num(drain['resume_to_empty'], 1)} s after it resumed "
+            f"(target ≥ {DRAIN_TARGET:,}) |")
+        lines.append(
+            f"| queue empties under a load at half the drain rate | {WB} | "
+            f"{drain['emptied']} of {drain['rounds']} round(s) | | offered "
+            f"{num(drain['offered'])} SET/s for {env['BENCH_PACE_SECONDS']} s, acknowledged "
+            f"{num(drain['acked'])}/s; at most {num(drain['max_pending'])} pending in the second "
+            f"half; empty {num(drain['empty_after'], 1)} s after the load |")
+        per_write = (drain["rss_pending"] - drain["rss_before"]) * 1024 / max(1, drain["pending"])
+        lines.append(
+            f"| RSS with {drain['pending']:,.0f} pending writes | {WB} | "
+            f"{mib(drain['rss_pending'])} | {mib(drain['rss_range'][0])}–"
+            f"{mib(drain['rss_range'][1])} | {mib(drain['rss_before'])} before the first load "
+            f"(about {per_write:,.0f} bytes a pending write), {mib(drain['rss_drained'] or 0)} "
+            "once the queue had drained |")
+    for config, i in idle.items():
+        per_conn = (i["with"] - i["before"]) / max(1, i["conns"])
+        lines.append(
+            f"| RSS with {i['conns']:,} idle connections | {config} | {mib(i['with'])} | "
+            f"{mib(i['range'][0])}–{mib(i['range'][1])} | {mib(i['before'])} before the first probe: "
+            f"about {per_conn:,.1f} KiB a connection; {i['answered']:,} answered PING |")
+    return "\n".join(lines)
+
+
+def headline_table(res):
+    """The README's few rows: the hit path and the write paths."""
+    rows = [(GET16, DIRECT), (GET16, NC), (GET16, TIER), (GET16, MEM), (GET1, TIER),
+            (SET16, WB), (WT_VS_PG, WT), (COLD, TIER)]
+    targets = {(w, c): m for w, c, m, _, _ in TARGETS}
+    lines = ["| workload | configuration | ops/s | ratio | p99 ms | target |",
+             "|---|---|---:|---:|---:|---|"]
+    for workload, config in rows:
+        g = res.get(workload, config) if config else None
+        if g is None:
+            continue
+        base = "pgbench" if workload in BASELINE else "direct"
+        ratio = "1.00" if config == baseline(workload) else f"{g['ratio']:.2f}× {base}"
+        target = ""
+        if (workload, config) in targets:
+            m = targets[(workload, config)]
+            target = f"≥ {m:.2f}×: {verdict(target_check(res, workload, config, m)[1])}"
+        lines.append(f"| {workload} | {config} | {g['ops']:,.0f} | {ratio} | {g['p99']:.3f} "
+                     f"| {target} |")
+    return "\n".join(lines)
+
+
+def wal_notes(wal_rows, res):
     """Group commit as observed: records per fsync and fsyncs per second."""
-    seconds = {}
-    for rnd, workload, config, n, rps, _, _ in result_rows:
-        if config == WB:
-            seconds[(rnd, workload)] = int(n) / float(rps)
     per_workload = defaultdict(list)
     for _, rnd, workload, appends, fsyncs, pending in wal_rows:
-        per_workload[workload].append(
-            (int(appends), int(fsyncs), int(pending), seconds.get((rnd, workload)))
-        )
+        run = res.runs.get((workload, WB), {}).get(int(rnd))
+        secs = run[0] / run[1] if run and run[1] else None
+        per_workload[workload].append((int(appends), int(fsyncs), int(pending), secs))
     notes = []
     for workload, runs in per_workload.items():
         synced = [r for r in runs if r[1] > 0]
         if not synced:
             continue
         per_sync = statistics.median(a / f for a, f, _, _ in synced)
-        rates = [f / s for _, f, _, s in synced if s]
         note = f"- Write-behind, {workload}: a median of {per_sync:.1f} WAL records per fsync"
+        rates = [f / s for _, f, _, s in synced if s]
         if rates:
             rate = statistics.median(rates)
             note += f", {rate:,.0f} fsyncs/s (one every {1000 / rate:.2f} ms)"
         pending = max(p for _, _, p, _ in runs)
-        if pending:
-            note += f"; up to {pending:,} writes were still waiting for PostgreSQL when the load ended"
-        else:
-            note += "; PostgreSQL had applied every write by the time the load ended"
+        note += (f"; up to {pending:,} writes were still waiting for PostgreSQL when the load ended"
+                 if pending else "; PostgreSQL had applied every write when the load ended")
         notes.append(note + ".")
     return notes
 
 
-def machine_note():
-    before = int(env["BENCH_BUSY_BEFORE"])
-    after = int(env["BENCH_BUSY_AFTER"])
-    text = (
-        f"Before the run the cores were {before} % busy (load average {env['BENCH_LOAD_BEFORE']}), "
-        f"after it {after} %."
-    )
-    if max(before, after) >= 10:
-        text += (
-            f" Other processes were using the machine: these numbers come from a shared "
-            f"{env['BENCH_CORES']}-core machine, and that load may have changed during "
-            "the run (see the range over rounds). Ratios within a round are more "
-            "trustworthy than absolute rates."
-        )
-    return text
+def hit_notes(res):
+    """A hit workload where not every request was counted as a hit."""
+    notes = []
+    for workload, config in res.order:
+        g = res.get(workload, config)
+        if workload in HIT_WORKLOADS and not all_hit(g):
+            notes.append(f"- {workload} / {config}: {g['hits']:,} cache hits for "
+                         f"{g['requests']:,} requests (hit ratio {num(g['hit_ratio'], 4)}).")
+    return notes
 
 
-def document(table_md, notes):
-    return f"""# Benchmarks
+def all_hit(g):
+    return (g["hit_ratio"] is not None and g["hit_ratio"] >= 0.999
+            and g["hits"] >= 0.99 * g["requests"])
 
-Throughput of spillway next to direct Redis, measured in one run on one
-machine, with the command that produced it. Regenerate with `scripts/bench`
-(a full run takes a few minutes; `scripts/bench --quick` is a smoke check
-that prints the table without writing this file).
 
-## Latest run
+def smoke_checks(res, drain, idle, notes):
+    """Every configuration and workload ran and produced sane numbers."""
+    failures = []
 
-- Command: `{env['BENCH_COMMAND'].strip()}`
-- Date: {env['BENCH_DATE']}, spillway commit {env['BENCH_COMMIT']} (release build)
-- Machine: {env['BENCH_CORES']} cores (`nproc`), {env['BENCH_CPU']};
-  one `fdatasync` of a small append on the WAL's disk took {env['BENCH_FDATASYNC_US']} µs
-  before the run and {env['BENCH_FDATASYNC_US_AFTER']} µs after it (median over a second)
-- Versions: redis-server {env['BENCH_REDIS']}, PostgreSQL {env['BENCH_PG']}, redis-benchmark from the same Redis
-- {machine_note()}
-- Measured part of the run: {env['BENCH_ELAPSED']} s, {env['BENCH_ROUNDS']} round(s).
+    def check(ok, what):
+        if not ok:
+            failures.append(what)
 
-{table_md}
-
-How to read it:
-
-- Every configuration is measured with `redis-benchmark -c {env['BENCH_CLIENTS']} -q --csv` on
-  loopback, with the requests per measurement in the table (sized so each
-  takes a few seconds). SETs spread over 100 k keys (`-r 100000`), GETs read
-  a preloaded keyspace of 10 k keys (`-r 10000`).
-- req/s is the median over the rounds; "× direct Redis" is the median of the
-  per-round ratios to direct Redis measured in the same round, so that drift
-  of the machine between rounds cancels out. p50 and p99 are medians of
-  redis-benchmark's own percentiles.
-- Direct Redis does not fsync at all (`--save '' --appendonly no`).
-  Write-behind acknowledges a SET after its WAL record is fsynced
-  (`fsync = always`, group commit); write-through acknowledges it after the
-  PostgreSQL transaction commits (stock settings: `fsync = on`,
-  `synchronous_commit = on`).
-- Both spillway processes use one private redis-server as the cache tier
-  (separate key prefixes) and one private PostgreSQL cluster (separate
-  databases); all three servers run on the same {env['BENCH_CORES']} cores as the load
-  generator. The WAL and PostgreSQL's data are on a real disk ({env['BENCH_WAL_FS']}), never tmpfs.
-- Before every measurement the script waits until the write-behind queue is
-  empty (`wb_pending:0`), so PostgreSQL catching up with an earlier run does
-  not slow the next. The configurations take turns, the order rotated each
-  round. The GET rows for spillway read through the write-through process
-  after one GET of every preloaded key; the script checks that every request
-  was a cache hit and notes below when one was not.
-
-Observed during the run:
-
-{chr(10).join(notes) if notes else "- Nothing unusual."}
-
-## Not measured yet
-
-The full harness of issue 5 is later work. This run does not yet measure:
-the in-process (memory) cache tier, cache-miss GETs, PostgreSQL's own rates
-with `pgbench` (the write-through and cache-miss targets are relative to
-them), the sustained drain rate of write-behind into PostgreSQL, twemproxy as
-a peer proxy, `memtier_benchmark`, memory (RSS with 10 k idle connections
-and with 1 M pending writes), a chart of throughput and p99, or profiles
-explaining the missed targets.
-"""
+    hit_configs = [c for c in (DIRECT, NC, TIER, MEM) if c]
+    expected = [(w, c) for w in (GET16, GET1) for c in hit_configs]
+    expected += [(SET1, DIRECT), (SET1, WB), (SET1, WT), (SET16, DIRECT), (SET16, WB),
+                 (WT_VS_PG, WT), (WT_VS_PG, PG_UPSERT), (COLD, TIER), (COLD, PG_READ)]
+    if env.get("BENCH_MEMTIER"):
+        expected += [(MEMTIER, DIRECT), (MEMTIER, TIER)]
+    for workload, config in expected:
+        g = res.get(workload, config)
+        check(g is not None, f"{workload} / {config} was not measured")
+        if g is None:
+            continue
+        check(g["ops"] > 0 and g["n"] > 0, f"{workload} / {config}: no throughput")
+        check(0 < g["p50"] <= g["p99"], f"{workload} / {config}: p50 {g['p50']} p99 {g['p99']}")
+        check(g["ratio"] is not None and g["ratio"] > 0, f"{workload} / {config}: no ratio")
+        if workload in HIT_WORKLOADS:
+            check(all_hit(g), f"{workload} / {config}: {g['hits']} hits, {g['requests']} requests")
+        if workload == COLD and config == TIER:
+            check(g["hit_ratio"] is not None and g["hit_ratio"] < 0.5,
+                  f"cold GETs were mostly hits ({g['hit_ratio']})")
+    check(drain is not None and drain["rate"], "no write-behind drain rate")
+    if drain:
+        check(drain["pending"] > 0, "no writes were pending while PostgreSQL was stopped")
+        check(drain["rss_pending"] > 0 and drain["rss_before"] > 0, "no RSS with pending writes")
+        check(drain["all_emptied_after"], "the queue did not empty after the paced load")
+        check(drain["acked"] > 0 and drain["pace_errors"] == 0, "the paced load got errors")
+    for config in [c for c in (DIRECT, TIER, NC) if c]:
+        i = idle.get(config)
+        check(i is not None and i["with"] > 0, f"no idle-connection probe of {config}")
+        if i:
+            check(i["answered"] == i["conns"], f"{config}: {i['answered']} of {i['conns']} PINGs")
+    if not NC:
+        check(any("nutcracker" in n for n in notes), "twemproxy skipped without a note")
+    if not env.get("BENCH_MEMTIER"):
+        check(any("memtier_benchmark" in n for n in notes), "memtier skipped without a note")
+    for f in failures:
+        print(f"smoke: FAILED: {f}", file=sys.stderr)
+    if not failures:
+        print(f"smoke: ok: {len(expected)} measurements, the drain, the paced load and the "
+              "memory probes produced sane numbers; hit workloads hit")
+    return 1 if failures else 0
 
 
 def main():
-    results, wal, notes_path = sys.argv[1:4]
-    out = sys.argv[4] if len(sys.argv) > 4 else ""
-    result_rows = read_tsv(results)
-    table_md = table(result_rows)
-    print(table_md)
-    notes = wal_notes(read_tsv(wal), result_rows)
+    args = sys.argv[1:]
+    mode = "full"
+    if args[:1] == ["--mode"]:
+        mode, args = args[1], args[2:]
+    results_path, wal_path, extra_path, notes_path = args
+    res = Results(read_tsv(results_path))
+    extra = read_jsonl(extra_path)
+    drain, idle = drain_summary(extra), idle_summary(extra)
     with open(notes_path) as f:
-        notes += [f"- {line.strip()}" for line in f if line.strip()]
-    notes.append(
-        f"- After the last measurement the write-behind database held "
-        f"{int(env['BENCH_WB_ROWS']):,} rows in `spillway_kv`."
-    )
-    for note in notes:
-        print(note)
-    if out:
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(out, "w") as f:
-            f.write(document(table_md, notes))
+        notes = [f"- {line.strip()}" for line in f if line.strip()]
+    notes = wal_notes(read_tsv(wal_path), res) + hit_notes(res) + notes
+    notes.append(f"- After the last measurement the write-behind database held "
+                 f"{int(env['BENCH_WB_ROWS']):,} rows in `spillway_kv`.")
+    tables = {
+        "targets": targets_table(res, drain, idle),
+        "results": results_table(res),
+        "drain_memory": drain_memory_table(drain, idle),
+        "headline": headline_table(res),
+    }
+    for name in ("targets", "results", "drain_memory"):
+        print(tables[name] + "\n")
+    print("\n".join(notes))
+    if mode == "smoke":
+        sys.exit(smoke_checks(res, drain, idle, notes))
+    if mode == "full":
+        docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+        bench_chart.write(os.path.join(docs, "benchmarks.svg"), res)
+        bench_docs.write_doc(os.path.join(docs, "benchmarks.md"), tables, notes)
+        bench_docs.write_readme(os.path.join(docs, "..", "README.md"), tables["headline"])
+        print("\nwrote docs/benchmarks.md (generated part), docs/benchmarks.svg, README.md's headline rows")
 
 
 if __name__ == "__main__":
