@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod keyspace;
+pub mod net;
 pub mod processor;
 pub mod resp;
 pub mod server;

@@ -13,7 +13,9 @@
 
 pub mod aside;
 pub mod memory;
+pub mod pipeline;
 pub mod redis;
+pub mod reply;
 
 use std::time::Duration;
 

@@ -14,6 +14,7 @@ use super::dispatch::dispatch;
 use super::session::Session;
 use crate::cmd::{self, Exec, Spec};
 use crate::engine::Engine;
+use crate::net::read_some;
 use crate::resp::{Frame, Limits, RequestParser, encode};
 use crate::stats::Stats;
 use crate::write::Call;
@@ -133,11 +134,9 @@ pub async fn serve(
             }
         }
         input.reserve(parser.wants().clamp(4096, MAX_RESERVE));
-        match stream.try_read_buf(&mut input) {
-            Ok(0) => return,
+        match read_some(&stream, &mut input) {
+            Ok(Some(0)) | Err(_) => return,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
         }
     }
 }
