@@ -131,7 +131,10 @@ impl Engine {
     /// load of all their keys, as one MGET would: one round trip to the
     /// cache tier, misses read together, handlers in order.
     pub async fn read_many(&self, calls: &[Call]) -> Vec<Frame> {
-        let keys: Vec<&Bytes> = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).collect();
+        let keys: Vec<&Bytes> = calls
+            .iter()
+            .flat_map(|c| c.spec.key_iter(&c.argv))
+            .collect();
         let mut ws = match self.aside.read(&keys, now_millis()).await {
             Ok(ws) => ws,
             // One miss failed (database down): each read alone, so hits

@@ -60,6 +60,7 @@ pub async fn serve(
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
     let mut batch: Vec<Vec<Bytes>> = Vec::new();
+    let mut calls: Vec<Call> = Vec::new();
     loop {
         let mut broken = None;
         while batch.len() < MAX_BATCH {
@@ -73,19 +74,23 @@ pub async fn serve(
             }
         }
         let capped = batch.len() == MAX_BATCH;
-        let mut commands = std::mem::take(&mut batch).into_iter().peekable();
+        let mut commands = batch.drain(..).peekable();
         while let Some(argv) = commands.next() {
             let replies = match plain_read(&sess, &argv) {
                 // A run of plain reads loads all its keys at once (one
                 // batched round trip to the cache tier, as MGET does), then
                 // the handlers run in order over that one working set.
                 Some(first) => {
-                    let mut calls = vec![Call { spec: first, argv }];
+                    calls.clear();
+                    calls.push(Call { spec: first, argv });
                     while let Some(spec) = commands.peek().and_then(|a| plain_read(&sess, a)) {
                         let Some(argv) = commands.next() else { break };
                         calls.push(Call { spec, argv });
                     }
-                    read_all(&engine, &calls).await
+                    let replies = read_all(&engine, &calls).await;
+                    // Dropped now: arguments pin the read buffer.
+                    calls.clear();
+                    replies
                 }
                 None => vec![dispatch(&engine, &mut sess, argv).await],
             };
