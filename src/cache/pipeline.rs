@@ -2,13 +2,14 @@
 //! path's MGET), shared by every client connection of this instance.
 //!
 //! Callers queue requests on a channel; one task owns the socket. Each turn
-//! of its loop takes every request queued since the last turn, encodes them
-//! all into one buffer and writes it with one call, so the commands of many
-//! clients travel to Redis together (cross-client batching), while earlier
-//! batches are still in flight. Replies come back in the order the commands
-//! were written; the task only finds where each reply ends
-//! ([`Scanner`](super::reply::Scanner)) and hands its bytes to the waiter at
-//! the front of a FIFO queue, so parsing happens on the callers' side.
+//! of its loop takes every request queued since the last turn (having
+//! yielded once, so that the clients that are ready now add theirs),
+//! encodes them all into one buffer and writes it with one call: the
+//! commands of many clients travel to Redis together (cross-client
+//! batching), while earlier batches are still in flight. Replies come back
+//! in the order the commands were written; the task only finds where each
+//! reply ends ([`Scanner`]) and hands its bytes to the waiter at the front
+//! of a FIFO queue, so parsing happens on the callers' side.
 //!
 //! Failures: a connection that breaks, sends something that is not RESP2,
 //! or leaves its oldest request unanswered for `timeout` (a stopped Redis)
