@@ -212,7 +212,10 @@ impl Engine {
             }
             return replies;
         }
-        let keys: Vec<&Bytes> = calls.iter().flat_map(|c| c.spec.keys(&c.argv)).collect();
+        let keys: Vec<&Bytes> = calls
+            .iter()
+            .flat_map(|c| c.spec.key_iter(&c.argv))
+            .collect();
         let mut ws = match self.load_for_read(&keys).await {
             Ok(ws) => ws,
             // One miss failed (database down): each read alone, so hits

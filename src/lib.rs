@@ -7,6 +7,7 @@ pub mod error;
 pub mod health;
 pub mod keyspace;
 pub mod mapped;
+pub mod net;
 pub mod processor;
 pub mod reload;
 pub mod resp;

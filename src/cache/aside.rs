@@ -120,14 +120,9 @@ impl<C: CacheTier> CacheAside<C> {
     /// cache, then the database for misses. Fails only when a miss cannot be
     /// read from the database.
     pub async fn read(&self, keys: &[&Bytes], now_ms: i64) -> Result<WorkingSet> {
-        let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
-        for k in keys {
-            if !unique.iter().any(|u| u == *k) {
-                unique.push((*k).clone());
-            }
-        }
+        let unique = distinct(keys);
         let rows = self.rows(&unique).await?;
-        let mut ws = WorkingSet::new(now_ms);
+        let mut ws = WorkingSet::with_capacity(now_ms, unique.len());
         for (key, row) in unique.into_iter().zip(rows) {
             ws.load(key, row);
         }
@@ -137,56 +132,59 @@ impl<C: CacheTier> CacheAside<C> {
     /// The current rows of distinct `keys`, in order, from the overlay of
     /// pending writes, the cache, or the database.
     pub async fn rows(&self, keys: &[Bytes]) -> Result<Vec<Row>> {
-        let mut rows: Vec<Option<Row>> = match &self.overlay {
+        let pending = match &self.overlay {
             Some(overlay) => keys.iter().map(|k| overlay.get(k)).collect(),
-            None => vec![None; keys.len()],
+            None => Vec::new(),
         };
-        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| rows[i].is_none()).collect();
-        if wanted.is_empty() {
-            return Ok(rows.into_iter().flatten().collect());
+        if pending.iter().all(Option::is_none) {
+            return self.cached_or_loaded(keys).await;
         }
-        let wanted_keys: Vec<Bytes> = wanted.iter().map(|&i| keys[i].clone()).collect();
+        let mut rows = pending;
+        let (at, rest): (Vec<usize>, Vec<Bytes>) = (0..keys.len())
+            .filter(|&i| rows[i].is_none())
+            .map(|i| (i, keys[i].clone()))
+            .unzip();
+        if !rest.is_empty() {
+            for (i, row) in at.into_iter().zip(self.cached_or_loaded(&rest).await?) {
+                rows[i] = Some(row);
+            }
+        }
+        Ok(rows.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Rows of keys without pending writes: cache hits, then misses from
+    /// the database. The tier bounds its own calls by the cache timeout
+    /// (see [`CacheTier::get_many`]), so no timer is set up per read.
+    async fn cached_or_loaded(&self, keys: &[Bytes]) -> Result<Vec<Row>> {
         let use_cache = self.health.usable();
         let cached = if use_cache {
-            match with_timeout(
-                self.cache.name(),
-                self.timeout,
-                self.cache.get_many(&wanted_keys),
-            )
-            .await
-            {
+            match self.cache.get_many(keys).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     Stats::add(&self.stats.cache_errors, 1);
                     tracing::debug!(error = %e, "cache read failed; reading the database");
-                    vec![None; wanted.len()]
+                    vec![None; keys.len()]
                 }
             }
         } else {
-            vec![None; wanted.len()]
+            vec![None; keys.len()]
         };
-        let mut misses = Vec::new();
-        let mut miss_at = Vec::new();
-        for ((&i, key), row) in wanted.iter().zip(wanted_keys).zip(cached) {
-            match row {
-                Some(row) => {
-                    Stats::add(&self.stats.cache_hits, 1);
-                    rows[i] = Some(row);
-                }
-                None => {
-                    misses.push(key);
-                    miss_at.push(i);
-                }
-            }
+        let hits = cached.iter().filter(|r| r.is_some()).count();
+        Stats::add(&self.stats.cache_hits, hits as u64);
+        if hits == keys.len() {
+            return Ok(cached.into_iter().flatten().collect());
         }
-        if !misses.is_empty() {
-            Stats::add(&self.stats.cache_misses, misses.len() as u64);
-            for (i, row) in miss_at
-                .into_iter()
-                .zip(self.load_shared(&misses, use_cache).await?)
-            {
-                rows[i] = Some(row);
-            }
+        Stats::add(&self.stats.cache_misses, (keys.len() - hits) as u64);
+        let (miss_at, misses): (Vec<usize>, Vec<Bytes>) = (0..keys.len())
+            .filter(|&i| cached[i].is_none())
+            .map(|i| (i, keys[i].clone()))
+            .unzip();
+        let mut rows = cached;
+        for (i, row) in miss_at
+            .into_iter()
+            .zip(self.load_shared(&misses, use_cache).await?)
+        {
+            rows[i] = Some(row);
         }
         Ok(rows.into_iter().map(Option::unwrap_or_default).collect())
     }
@@ -396,4 +394,27 @@ impl<C: CacheTier> CacheAside<C> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `keys` without repeats, in first-seen order.
+fn distinct(keys: &[&Bytes]) -> Vec<Bytes> {
+    let mut unique: Vec<Bytes> = Vec::with_capacity(keys.len());
+    if keys.len() <= 32 {
+        for k in keys {
+            if !unique.iter().any(|u| u == *k) {
+                unique.push((*k).clone());
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+            keys.len(),
+            foldhash::fast::RandomState::default(),
+        );
+        for k in keys {
+            if seen.insert(*k) {
+                unique.push((*k).clone());
+            }
+        }
+    }
+    unique
 }

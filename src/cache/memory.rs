@@ -1,55 +1,54 @@
-//! In-process cache tier: a moka cache bounded by the bytes of its keys and
-//! values, with a TTL per entry, and fill leases in sharded maps beside it.
+//! In-process cache tier: sharded maps of rows bounded by the bytes of
+//! their keys and values, each entry with its own TTL, and fill leases
+//! beside the entries of the same shard.
 //!
-//! A lease and its entry are guarded by the lease shard's lock: `fill`
-//! checks the lease and inserts, `invalidate` cancels the lease and removes
-//! the entry, each under that lock, so an invalidation cannot fall between
-//! a fill's check and its insert (the stale-fill race). The lock is a std
-//! `Mutex` held only for map and moka calls, never across an await.
+//! Hashing is foldhash (seeded per process), several times cheaper than
+//! SipHash for short keys. A read takes its shard's read lock for one map
+//! lookup; nothing on the hit path allocates or writes shared memory beyond
+//! the lock word and, the first time an entry is read after the CLOCK hand
+//! passed it, its "recently used" bit. Eviction is CLOCK (second chance)
+//! per shard: an entry read since the hand last passed survives one more
+//! round; expired entries go first.
+//!
+//! A lease and its entry live under the same shard lock: `fill` checks the
+//! lease and inserts, `invalidate` cancels the lease and removes the entry,
+//! each under the write lock, so an invalidation cannot fall between a
+//! fill's check and its insert (the stale-fill race). Locks are std locks
+//! held only for map operations, never across an await.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use moka::Expiry;
+use foldhash::fast::RandomState;
+use indexmap::IndexMap;
 
 use super::{CacheOptions, CacheTier, Lease, fill_ttl};
 use crate::error::Result;
 use crate::keyspace::{Row, now_millis};
 
-/// Lease shards: enough that concurrent misses on different keys rarely
-/// share a lock.
-const SHARDS: usize = 64;
+/// Most shards: enough that concurrent readers and writers rarely share a
+/// lock.
+const MAX_SHARDS: usize = 64;
 
-/// Bytes charged per entry on top of key and value, for moka's own
+/// Least budget per shard: a small cache gets fewer shards rather than
+/// shards too small for one ordinary entry.
+const MIN_SHARD_BYTES: u64 = 64 * 1024;
+
+/// Bytes charged per entry on top of key and value, for the maps' own
 /// bookkeeping; keeps a flood of tiny entries from weighing nothing.
 const ENTRY_OVERHEAD: usize = 64;
 
-/// A cached row with the lifetime its fill asked for.
+/// A cached row with its deadline and what it weighs against the bound.
 struct Stored {
     row: Row,
-    ttl: Duration,
-}
-
-/// Gives each entry the ttl stored with it, also when a fill replaces one.
-struct PerEntryTtl;
-
-impl Expiry<Bytes, Arc<Stored>> for PerEntryTtl {
-    fn expire_after_create(&self, _: &Bytes, value: &Arc<Stored>, _: Instant) -> Option<Duration> {
-        Some(value.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &Bytes,
-        value: &Arc<Stored>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
+    until: Instant,
+    weight: u64,
+    /// Read since the CLOCK hand last passed it.
+    used: AtomicBool,
 }
 
 /// One outstanding lease: its token and when it lapses.
@@ -58,10 +57,15 @@ struct Slot {
     until: Instant,
 }
 
-/// The leases of the keys hashing to one shard.
+/// The entries and leases of the keys hashing to one shard.
 #[derive(Default)]
 struct Shard {
-    leases: HashMap<Bytes, Slot>,
+    entries: IndexMap<Bytes, Stored, RandomState>,
+    leases: HashMap<Bytes, Slot, RandomState>,
+    /// Sum of the entries' weights.
+    bytes: u64,
+    /// The CLOCK hand: the index eviction looks at next.
+    hand: usize,
     /// Leases whose holder never came back are swept out at most once per
     /// lease ttl, so abandoned keys cannot grow the map forever.
     next_sweep: Option<Instant>,
@@ -84,13 +88,58 @@ impl Shard {
             }
         }
     }
+
+    /// Stores an entry, then evicts until the shard is within `budget`.
+    fn insert(&mut self, key: Bytes, stored: Stored, budget: u64, now: Instant) {
+        self.bytes += stored.weight;
+        if let Some(old) = self.entries.insert(key, stored) {
+            self.bytes -= old.weight;
+        }
+        while self.bytes > budget && !self.entries.is_empty() {
+            self.evict_one(now);
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(old) = self.entries.swap_remove(key) {
+            self.bytes -= old.weight;
+        }
+    }
+
+    /// Second chance: clears the used bit of entries read since the last
+    /// pass and evicts the first one that is expired or was not read.
+    fn evict_one(&mut self, now: Instant) {
+        loop {
+            if self.hand >= self.entries.len() {
+                self.hand = 0;
+            }
+            let Some((_, entry)) = self.entries.get_index(self.hand) else {
+                return;
+            };
+            if entry.until <= now || !entry.used.swap(false, Ordering::Relaxed) {
+                if let Some((_, old)) = self.entries.swap_remove_index(self.hand) {
+                    self.bytes -= old.weight;
+                }
+                return;
+            }
+            self.hand += 1;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.leases.clear();
+        self.bytes = 0;
+        self.hand = 0;
+    }
 }
 
 /// The in-process tier. Meant for one spillway instance (the embedded
 /// default): other instances cannot invalidate it.
 pub struct MemoryCache {
-    entries: moka::sync::Cache<Bytes, Arc<Stored>>,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[RwLock<Shard>]>,
+    /// Bytes each shard may hold.
+    budget: u64,
     hasher: RandomState,
     lease_ttl: Duration,
 }
@@ -98,37 +147,58 @@ pub struct MemoryCache {
 impl MemoryCache {
     /// A cache holding about `opts.max_bytes` of keys and values.
     pub fn new(opts: &CacheOptions) -> MemoryCache {
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(opts.max_bytes)
-            .weigher(|key: &Bytes, value: &Arc<Stored>| weight(key, &value.row))
-            .expire_after(PerEntryTtl)
-            .build();
+        let wanted = (opts.max_bytes / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS as u64) as usize;
+        // A power of two, so picking a shard is a mask.
+        let count = if wanted.is_power_of_two() {
+            wanted
+        } else {
+            wanted.next_power_of_two() / 2
+        };
         MemoryCache {
-            entries,
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            shards: (0..count).map(|_| RwLock::default()).collect(),
+            budget: opts.max_bytes / count as u64,
+            hasher: RandomState::default(),
             lease_ttl: opts.lease_ttl.max(Duration::from_millis(1)),
         }
     }
 
-    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
-        let i = self.hasher.hash_one(key) as usize % SHARDS;
-        // A panic elsewhere while holding the lock leaves the map usable:
-        // at worst a lease stands until it lapses.
-        self.shards[i]
-            .lock()
+    fn index(&self, key: &[u8]) -> usize {
+        // The high bits: the maps inside a shard use the low ones.
+        (self.hasher.hash_one(key) >> 40) as usize & (self.shards.len() - 1)
+    }
+
+    // A panic elsewhere while holding a lock leaves the maps usable: at
+    // worst a lease stands until it lapses.
+    fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
+        self.shards[self.index(key)]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, key: &[u8]) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[self.index(key)]
+            .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn get_sync(&self, keys: &[Bytes]) -> Vec<Option<Row>> {
+        let now = Instant::now();
         keys.iter()
-            .map(|k| self.entries.get(k).map(|s| s.row.clone()))
+            .map(|k| {
+                let shard = self.read(k);
+                let entry = shard.entries.get(&k[..]).filter(|e| e.until > now)?;
+                // Only the first read after a pass writes the bit.
+                if !entry.used.load(Ordering::Relaxed) {
+                    entry.used.store(true, Ordering::Relaxed);
+                }
+                Some(entry.row.clone())
+            })
             .collect()
     }
 
     fn lease_sync(&self, key: &Bytes) -> Option<Lease> {
         let now = Instant::now();
-        let mut shard = self.shard(key);
+        let mut shard = self.write(key);
         shard.sweep_if_due(now, self.lease_ttl);
         if shard.leases.get(&key[..]).is_some_and(|s| s.until > now) {
             return None;
@@ -146,26 +216,36 @@ impl MemoryCache {
 
     fn fill_sync(&self, key: &Bytes, lease: Lease, row: &Row, ttl: Duration) -> bool {
         let ttl = fill_ttl(row, ttl, now_millis());
-        let mut shard = self.shard(key);
-        if !shard.holds(key, lease, Instant::now()) {
+        let weight = weight(key, row);
+        let now = Instant::now();
+        let mut shard = self.write(key);
+        if !shard.holds(key, lease, now) {
             return false;
         }
         shard.leases.remove(&key[..]);
         let Some(ttl) = ttl else {
             return false;
         };
-        let stored = Arc::new(Stored {
+        // An entry larger than a whole shard is not kept.
+        if weight > self.budget {
+            return false;
+        }
+        let stored = Stored {
             row: row.clone(),
-            ttl,
-        });
-        // Inserted while the shard is locked, so no invalidation can slip
-        // between the lease check and the insert.
-        self.entries.insert(Bytes::copy_from_slice(key), stored);
+            until: now + ttl,
+            weight,
+            // Unread until read: a burst of one-off fills cannot push out
+            // the entries that are read.
+            used: AtomicBool::new(false),
+        };
+        // Inserted under the lock that checked the lease, so no
+        // invalidation can slip between the check and the insert.
+        shard.insert(Bytes::copy_from_slice(key), stored, self.budget, now);
         true
     }
 
     fn release_sync(&self, key: &Bytes, lease: Lease) {
-        let mut shard = self.shard(key);
+        let mut shard = self.write(key);
         if shard
             .leases
             .get(&key[..])
@@ -177,28 +257,35 @@ impl MemoryCache {
 
     fn invalidate_sync(&self, keys: &[Bytes]) {
         for key in keys {
-            let mut shard = self.shard(key);
+            let mut shard = self.write(key);
             shard.leases.remove(&key[..]);
-            self.entries.invalidate(&key[..]);
+            shard.remove(key);
         }
     }
 
     fn flush_sync(&self) {
-        // Leases first: a fill that passed its check before its shard was
-        // cleared has inserted by then and is removed by `invalidate_all`,
-        // which drops everything inserted before it.
         for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            shard.leases.clear();
+            shard
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
-        self.entries.invalidate_all();
+    }
+
+    /// Bytes held, for tests of the bound.
+    #[cfg(test)]
+    fn weighted_size(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).bytes)
+            .sum()
     }
 }
 
 /// What an entry charges against `max_bytes`.
-fn weight(key: &Bytes, row: &Row) -> u32 {
+fn weight(key: &Bytes, row: &Row) -> u64 {
     let value = row.entry.as_ref().map_or(0, |e| e.value.weight());
-    u32::try_from(key.len() + value + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    (key.len() + value + ENTRY_OVERHEAD) as u64
 }
 
 impl CacheTier for MemoryCache {
@@ -358,17 +445,32 @@ mod tests {
             let l = c.lease(k).await.unwrap().expect("lease");
             c.fill(k, l, &row(&value, 1), LONG).await.unwrap();
         }
-        c.entries.run_pending_tasks();
-        assert!(
-            c.entries.weighted_size() <= max,
-            "{}",
-            c.entries.weighted_size()
-        );
+        assert!(c.weighted_size() <= max, "{}", c.weighted_size());
         let hits = c.get_many(&keys).await.unwrap().iter().flatten().count();
         assert!(
             hits > 0 && hits <= 20,
             "{hits} entries of 1 KB in a 20 KB cache"
         );
+    }
+
+    #[tokio::test]
+    async fn eviction_spares_entries_read_since_the_hand_passed() {
+        let c = MemoryCache::new(&opts(20_000, Duration::from_secs(10)));
+        let value = vec![b'x'; 1_000];
+        let hot = key("hot");
+        let l = c.lease(&hot).await.unwrap().expect("lease");
+        assert!(c.fill(&hot, l, &row(&value, 1), LONG).await.unwrap());
+        for i in 0..200 {
+            let k = key(&format!("cold{i}"));
+            let l = c.lease(&k).await.unwrap().expect("lease");
+            c.fill(&k, l, &row(&value, 1), LONG).await.unwrap();
+            let hit = c.get_many(std::slice::from_ref(&hot)).await.unwrap();
+            assert!(
+                hit[0].is_some(),
+                "the hot entry was evicted after {i} fills"
+            );
+        }
+        assert!(c.weighted_size() <= 20_000);
     }
 
     #[tokio::test]
@@ -464,7 +566,7 @@ mod tests {
         let k = key("last");
         eventually("old leases are swept", async || {
             c.lease(&k).await.unwrap();
-            c.shard(&k).leases.len() <= 2
+            c.read(&k).leases.len() <= 2
         })
         .await;
     }

@@ -13,7 +13,9 @@
 
 pub mod aside;
 pub mod memory;
+pub mod pipeline;
 pub mod redis;
+pub mod reply;
 
 use std::time::Duration;
 
@@ -51,8 +53,10 @@ pub trait CacheTier: Send + Sync + 'static {
     /// "memory" or "redis": named in logs and errors.
     fn name(&self) -> &'static str;
 
-    /// Cached rows of `keys`, in order; `None` for misses (including keys
-    /// under someone's lease and undecodable entries).
+    /// Cached rows of `keys`, in order (exactly one per key); `None` for
+    /// misses (including keys under someone's lease and undecodable
+    /// entries). The hit path calls this without a timer of its own: the
+    /// tier fails the call within about `timeout` itself.
     fn get_many(&self, keys: &[Bytes]) -> impl Future<Output = Result<Vec<Option<Row>>>> + Send;
 
     /// Takes the fill lease on a missed key; `None` when another reader

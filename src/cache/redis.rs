@@ -9,9 +9,15 @@
 //! compare the marker in a Lua script, so the check and the `SET` are one
 //! atomic step inside Redis.
 //!
-//! The connection is a `ConnectionManager`, built lazily: spillway starts
-//! while Redis is down, calls fail with `Unavailable`/`Timeout` naming
-//! "redis", and the manager reconnects on its own once Redis is back.
+//! Reads of cached rows (MGET, the hit path) go over a lean pipelined
+//! connection of our own ([`Pipeline`]) that batches the reads of all
+//! clients into one write; everything else (leases, Lua fills,
+//! invalidations, flush, the heartbeat) uses the redis crate's
+//! `ConnectionManager`. URLs the pipeline does not handle (TLS, Unix
+//! sockets) send reads through the manager too. Both connect lazily:
+//! spillway starts while Redis is down, calls fail with
+//! `Unavailable`/`Timeout` naming "redis", and both reconnect on their own
+//! once Redis is back.
 
 use std::io::Write;
 use std::time::Duration;
@@ -20,6 +26,8 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, RedisWrite, Script, ToRedisArgs, Value};
 
+use super::pipeline::{Command, Pipeline, Target, error_reply};
+use super::reply::Reply;
 use super::{CacheOptions, CacheTier, Lease, fill_ttl};
 use crate::error::{Error, Result, with_timeout};
 use crate::keyspace::codec::{decode_row, encode_row};
@@ -56,6 +64,8 @@ return 0";
 /// one connection.
 pub struct RedisCache {
     conn: ConnectionManager,
+    /// The hit path's connection; `None` when the URL needs the generic client.
+    reads: Option<Pipeline>,
     prefix: Box<[u8]>,
     timeout: Duration,
     lease_ms: u64,
@@ -89,10 +99,18 @@ impl RedisCache {
             .set_connection_timeout(Some(opts.timeout))
             .set_response_timeout(Some(opts.timeout))
             .set_number_of_retries(0);
+        let reads = Target::from_info(client.get_connection_info()).map(|target| {
+            Pipeline::spawn(
+                target,
+                Bytes::copy_from_slice(opts.key_prefix.as_bytes()),
+                opts.timeout,
+            )
+        });
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| Error::Config(format!("cache.url: {}", one_line(&e))))?;
         Ok(RedisCache {
             conn,
+            reads,
             prefix: opts.key_prefix.as_bytes().into(),
             timeout: opts.timeout,
             lease_ms: duration_ms(opts.lease_ttl),
@@ -173,6 +191,9 @@ impl CacheTier for RedisCache {
     }
 
     async fn get_many(&self, keys: &[Bytes]) -> Result<Vec<Option<Row>>> {
+        if let (Some(reads), false) = (&self.reads, keys.is_empty()) {
+            return pipelined_get_many(reads, keys).await;
+        }
         match keys {
             [] => Ok(Vec::new()),
             [key] => {
@@ -292,6 +313,22 @@ impl CacheTier for RedisCache {
     }
 }
 
+/// One MGET over the pipelined connection. MGET answers nil for a key
+/// holding another type, so a foreign value under the prefix is a miss.
+async fn pipelined_get_many(reads: &Pipeline, keys: &[Bytes]) -> Result<Vec<Option<Row>>> {
+    let frame = reads.call(Command::Keys("MGET", keys.to_vec())).await?;
+    let mut rows = Vec::with_capacity(keys.len());
+    match Reply::for_each_bulk(&frame, |value| rows.push(value.and_then(cached_bytes))) {
+        Ok(n) if n == keys.len() => Ok(rows),
+        Err(Ok(Reply::Error(text))) => Err(error_reply(&text)),
+        Err(Err(e)) => Err(Error::unavailable(NAME, e)),
+        _ => Err(Error::unavailable(
+            NAME,
+            format!("MGET of {} keys got a reply of another shape", keys.len()),
+        )),
+    }
+}
+
 /// The value a lease leaves in its key.
 fn marker(lease: Lease) -> [u8; 9] {
     let mut m = [LEASE_TAG; 9];
@@ -303,11 +340,18 @@ fn marker(lease: Lease) -> [u8; 9] {
 /// does not decode is a miss.
 fn cached_row(value: Value) -> Option<Row> {
     match value {
-        Value::BulkString(bytes) if bytes.first() != Some(&LEASE_TAG) => {
-            decode_row(Bytes::from(bytes)).ok()
-        }
+        Value::BulkString(bytes) => cached_bytes(Bytes::from(bytes)),
         _ => None,
     }
+}
+
+/// A cached value's bytes as a row: a lease marker or anything that does
+/// not decode is a miss.
+fn cached_bytes(bytes: Bytes) -> Option<Row> {
+    if bytes.first() == Some(&LEASE_TAG) {
+        return None;
+    }
+    decode_row(bytes).ok()
 }
 
 /// Whole milliseconds, at least 1 (Redis refuses `PX 0`).

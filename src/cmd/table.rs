@@ -53,18 +53,22 @@ impl Spec {
 
     /// The keys of one call, in argv order (duplicates kept).
     pub fn keys<'a>(&self, argv: &'a [Bytes]) -> Vec<&'a Bytes> {
-        if self.first_key <= 0 || argv.len() <= self.first_key as usize {
-            return Vec::new();
-        }
-        let last = if self.last_key < 0 {
-            argv.len() as i32 + self.last_key
+        self.key_iter(argv).collect()
+    }
+
+    /// As [`keys`](Self::keys), without collecting them (the read path
+    /// gathers the keys of a whole pipeline into one list).
+    pub fn key_iter<'a>(&self, argv: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + use<'a> {
+        let (first, last) = if self.first_key <= 0 || argv.len() <= self.first_key as usize {
+            (1, 0)
+        } else if self.last_key < 0 {
+            (self.first_key, argv.len() as i32 + self.last_key)
         } else {
-            self.last_key.min(argv.len() as i32 - 1)
+            (self.first_key, self.last_key.min(argv.len() as i32 - 1))
         };
-        (self.first_key..=last)
+        (first..=last)
             .step_by(self.step.max(1) as usize)
             .filter_map(|i| argv.get(i as usize))
-            .collect()
     }
 }
 

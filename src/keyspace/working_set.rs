@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 
 use super::entry::{Entry, Row};
 use super::version::Version;
@@ -22,14 +23,20 @@ struct Slot {
 #[derive(Debug)]
 pub struct WorkingSet {
     now_ms: i64,
-    slots: HashMap<Bytes, Slot>,
+    /// foldhash: every key of every command is hashed here several times.
+    slots: HashMap<Bytes, Slot, RandomState>,
 }
 
 impl WorkingSet {
     pub fn new(now_ms: i64) -> WorkingSet {
+        WorkingSet::with_capacity(now_ms, 0)
+    }
+
+    /// A working set about to load `keys` rows, sized once.
+    pub fn with_capacity(now_ms: i64, keys: usize) -> WorkingSet {
         WorkingSet {
             now_ms,
-            slots: HashMap::new(),
+            slots: HashMap::with_capacity_and_hasher(keys, RandomState::default()),
         }
     }
 

@@ -14,6 +14,7 @@ use super::dispatch::dispatch;
 use super::session::Session;
 use crate::cmd::{self, Exec, Spec};
 use crate::engine::Engine;
+use crate::net::read_some;
 use crate::resp::{Frame, Limits, RequestParser, encode};
 use crate::stats::Stats;
 use crate::write::Call;
@@ -59,6 +60,7 @@ pub async fn serve(
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
     let mut batch: Vec<Vec<Bytes>> = Vec::new();
+    let mut calls: Vec<Call> = Vec::new();
     loop {
         let mut broken = None;
         while batch.len() < MAX_BATCH {
@@ -72,19 +74,23 @@ pub async fn serve(
             }
         }
         let capped = batch.len() == MAX_BATCH;
-        let mut commands = std::mem::take(&mut batch).into_iter().peekable();
+        let mut commands = batch.drain(..).peekable();
         while let Some(argv) = commands.next() {
             let replies = match plain_read(&sess, &argv) {
                 // A run of plain reads loads all its keys at once (one
                 // batched round trip to the cache tier, as MGET does), then
                 // the handlers run in order over that one working set.
                 Some(first) => {
-                    let mut calls = vec![Call { spec: first, argv }];
+                    calls.clear();
+                    calls.push(Call { spec: first, argv });
                     while let Some(spec) = commands.peek().and_then(|a| plain_read(&sess, a)) {
                         let Some(argv) = commands.next() else { break };
                         calls.push(Call { spec, argv });
                     }
-                    read_all(&engine, &calls).await
+                    let replies = read_all(&engine, &calls).await;
+                    // Dropped now: arguments pin the read buffer.
+                    calls.clear();
+                    replies
                 }
                 None => vec![dispatch(&engine, &mut sess, argv).await],
             };
@@ -133,11 +139,9 @@ pub async fn serve(
             }
         }
         input.reserve(parser.wants().clamp(4096, MAX_RESERVE));
-        match stream.try_read_buf(&mut input) {
-            Ok(0) => return,
+        match read_some(&stream, &mut input) {
+            Ok(Some(0)) | Err(_) => return,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
         }
     }
 }

@@ -96,6 +96,21 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOPs the server: connections stay open and nothing answers, as
+    /// with a hung or overloaded Redis.
+    pub fn pause(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            process::signal(child, Signal::SIGSTOP);
+        }
+    }
+
+    /// SIGCONTs a paused server.
+    pub fn resume(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            process::signal(child, Signal::SIGCONT);
+        }
+    }
+
     /// Starts the server again on the same port, empty (it persists
     /// nothing). A running server is killed first.
     pub fn restart(&mut self) {
