@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::locks::KeyLocks;
+use super::key_queues::KeyQueues;
 use super::{Call, Outcome, Watched, call_keys, is_blind, record};
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
@@ -40,7 +40,7 @@ pub struct WriteBehind<C> {
     pub backlog: Arc<Backlog>,
     pub queue: mpsc::UnboundedSender<Item>,
     pub backpressure_wait: Duration,
-    pub locks: KeyLocks,
+    pub locks: KeyQueues,
 }
 
 /// Why a write-behind write was refused before anything was logged.

@@ -3,6 +3,7 @@
 //! Write-through lives here now; write-behind joins it with the WAL.
 
 pub mod behind;
+pub mod key_queues;
 pub mod locks;
 pub mod overlay;
 pub mod policy;
