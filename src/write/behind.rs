@@ -16,7 +16,8 @@
 //!
 //! The cache tier is not touched: reads on this instance consult the
 //! overlay first, and the processor invalidates the keys after it has
-//! applied them (see ARCHITECTURE.md, write-behind).
+//! applied them (see ARCHITECTURE.md, write-behind). A pipeline's run of
+//! plain writes goes through `run` instead, as one unit.
 
 use std::sync::Arc;
 use std::time::Duration;

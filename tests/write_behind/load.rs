@@ -24,6 +24,13 @@ use crate::support::{self, RawConn, encode_command};
 
 /// Commands per pipelined batch.
 const BATCH: usize = 50;
+/// After each batch the load sends `WAITDB` with this timeout (ms): a
+/// pipeline is logged as one unit, far faster than the processor applies
+/// the load's MSETs (blocks, each applied alone in its own transaction), so
+/// without a pause the queue left at the end would take minutes to drain.
+/// While the database is down WAITDB gives up after the timeout and the
+/// load goes on writing.
+const PACE_MS: &str = "100";
 /// How long the load waits for spillway to come back before it gives up.
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -246,7 +253,14 @@ fn run_batch(
                 .push(format!("{key}: {}", reply.escape_ascii()));
         }
     }
-    true
+    let mut stream = conn.stream();
+    if stream
+        .write_all(&encode_command(&["WAITDB", PACE_MS]))
+        .is_err()
+    {
+        return false;
+    }
+    matches!(conn.try_read_reply(), Ok(Some(reply)) if reply.first() == Some(&b':'))
 }
 
 fn make_cmd(mix: Mix, generation: usize, rng: &mut Rng, next: &mut BTreeMap<String, u64>) -> Cmd {
