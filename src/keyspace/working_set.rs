@@ -33,6 +33,14 @@ impl WorkingSet {
         }
     }
 
+    /// As `new`, with room for `keys` keys (a run of writes knows how many).
+    pub fn with_capacity(now_ms: i64, keys: usize) -> WorkingSet {
+        WorkingSet {
+            now_ms,
+            slots: HashMap::with_capacity(keys),
+        }
+    }
+
     /// The time every expiry check in this command uses, so one command sees
     /// one consistent instant.
     pub fn now_ms(&self) -> i64 {

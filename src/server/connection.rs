@@ -116,7 +116,8 @@ pub async fn serve(
                     // write-behind its records share one WAL append and
                     // one fsync instead of one group commit each.
                     Some(first) => {
-                        let mut calls = vec![Call { spec: first, argv }];
+                        let mut calls = Vec::with_capacity(1 + commands.len());
+                        calls.push(Call { spec: first, argv });
                         while let Some(spec) =
                             commands.peek().and_then(|a| plain_write(&engine, &sess, a))
                         {

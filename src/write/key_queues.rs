@@ -12,6 +12,7 @@
 //! chains unrelated pipelines behind each other and each group commit
 //! catches only a few of them.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,12 +24,19 @@ use tokio::sync::Notify;
 /// writer has no entry, so the table is as large as the writes in flight.
 #[derive(Default)]
 pub struct KeyQueues {
-    queues: Mutex<HashMap<Bytes, VecDeque<Arc<Waiter>>>>,
+    queues: Mutex<HashMap<Bytes, Queue>>,
+}
+
+/// One key's writers: the one holding it, then those waiting, in order.
+/// Most keys are held by one writer with nobody waiting: no allocation.
+struct Queue {
+    holder: Arc<Waiter>,
+    waiting: VecDeque<Arc<Waiter>>,
 }
 
 struct Waiter {
-    /// How many of its queues this writer is not yet first in (changed
-    /// only under the table's mutex).
+    /// How many of its keys this writer does not hold yet (changed only
+    /// under the table's mutex).
     behind: AtomicUsize,
     /// Woken once, when `behind` drops to zero.
     turn: Notify,
@@ -38,33 +46,47 @@ struct Waiter {
 /// that went away) leaves the queues as if it had never joined.
 pub struct KeyGuard<'a> {
     table: &'a KeyQueues,
+    /// The distinct keys it joined the queues of.
     keys: Vec<Bytes>,
     waiter: Arc<Waiter>,
 }
 
 impl KeyQueues {
-    /// Waits until this writer is first in the queue of every key in `keys`.
-    pub async fn lock(&self, keys: &[Bytes]) -> KeyGuard<'_> {
+    /// Waits until this writer holds every key in `keys` (repeats allowed).
+    pub async fn lock<'k>(&self, keys: impl IntoIterator<Item = &'k Bytes>) -> KeyGuard<'_> {
         let waiter = Arc::new(Waiter {
             behind: AtomicUsize::new(0),
             turn: Notify::new(),
         });
+        let mut joined = Vec::new();
         let mut behind = 0;
         {
             let mut queues = self.queues();
             for key in keys {
-                let queue = queues.entry(key.clone()).or_default();
-                if queue.back().is_some_and(|w| Arc::ptr_eq(w, &waiter)) {
-                    continue; // the same key twice
+                match queues.entry(key.clone()) {
+                    Entry::Vacant(v) => {
+                        v.insert(Queue {
+                            holder: waiter.clone(),
+                            waiting: VecDeque::new(),
+                        });
+                    }
+                    Entry::Occupied(mut o) => {
+                        let queue = o.get_mut();
+                        let mine = |w: &Arc<Waiter>| Arc::ptr_eq(w, &waiter);
+                        if mine(&queue.holder) || queue.waiting.back().is_some_and(mine) {
+                            continue; // the same key twice
+                        }
+                        queue.waiting.push_back(waiter.clone());
+                        behind += 1;
+                    }
                 }
-                behind += usize::from(!queue.is_empty());
-                queue.push_back(waiter.clone());
+                joined.push(key.clone());
             }
             waiter.behind.store(behind, Ordering::Relaxed);
         }
         let guard = KeyGuard {
             table: self,
-            keys: keys.to_vec(),
+            keys: joined,
             waiter,
         };
         if behind > 0 {
@@ -75,7 +97,7 @@ impl KeyQueues {
         guard
     }
 
-    fn queues(&self) -> MutexGuard<'_, HashMap<Bytes, VecDeque<Arc<Waiter>>>> {
+    fn queues(&self) -> MutexGuard<'_, HashMap<Bytes, Queue>> {
         // Every change under this lock is completed before it is released
         // or cannot panic half-way, so a poisoned table is still consistent.
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
@@ -91,22 +113,29 @@ impl KeyQueues {
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         let mut queues = self.table.queues();
-        for key in &self.keys {
-            let Some(queue) = queues.get_mut(key) else {
+        for key in self.keys.drain(..) {
+            let Entry::Occupied(mut o) = queues.entry(key) else {
                 continue;
             };
-            let Some(at) = queue.iter().position(|w| Arc::ptr_eq(w, &self.waiter)) else {
-                continue;
-            };
-            queue.remove(at);
-            if at == 0
-                && let Some(next) = queue.front()
-                && next.behind.fetch_sub(1, Ordering::Relaxed) == 1
+            let queue = o.get_mut();
+            if Arc::ptr_eq(&queue.holder, &self.waiter) {
+                match queue.waiting.pop_front() {
+                    Some(next) => {
+                        if next.behind.fetch_sub(1, Ordering::Relaxed) == 1 {
+                            next.turn.notify_one();
+                        }
+                        queue.holder = next;
+                    }
+                    None => {
+                        o.remove();
+                    }
+                }
+            } else if let Some(at) = queue
+                .waiting
+                .iter()
+                .position(|w| Arc::ptr_eq(w, &self.waiter))
             {
-                next.turn.notify_one();
-            }
-            if queue.is_empty() {
-                queues.remove(key);
+                queue.waiting.remove(at);
             }
         }
     }

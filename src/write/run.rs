@@ -5,8 +5,10 @@
 //! 1. lock every key of the run at once (stripes in ascending order, so two
 //!    runs cannot deadlock);
 //! 2. load the current rows of the keys that writes needing the current
-//!    value name (non-blind writes, DEL/UNLINK) in one call; the other keys
-//!    only from the overlay, as a single blind write does;
+//!    value name (non-blind writes, DEL/UNLINK) in one call. Keys only ever
+//!    written whole are not looked up at all: their writes do not depend on
+//!    what they hold, and the clock issues every version above all it has
+//!    issued or observed, pending writes included, so no floor is needed;
 //! 3. run the handlers in order over that one working set, so a later write
 //!    sees an earlier one; every write that changed something takes its own
 //!    version and becomes its own record (a multi-key command is one block
@@ -21,9 +23,7 @@
 //! database is down), the writes go one by one through
 //! [`WriteBehind::execute`], so blind writes are still accepted.
 
-use std::collections::HashMap;
-
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::behind::{Refusal, WriteBehind};
 use super::{Call, RunOutcome, is_blind, record};
@@ -44,6 +44,8 @@ enum Stop {
 struct Logged {
     version: Version,
     rows: Vec<(Bytes, Row)>,
+    /// Size of its WAL payload, once encoded.
+    bytes: u64,
 }
 
 impl<C: CacheTier> WriteBehind<C> {
@@ -62,26 +64,23 @@ impl<C: CacheTier> WriteBehind<C> {
     }
 
     async fn try_run(&self, calls: &[Call]) -> Result<RunOutcome, Stop> {
-        let (keys, current, whole) = run_keys(calls);
-        let _locks = self.locks.lock(&keys).await;
-        let mut ws = WorkingSet::new(now_millis());
-        if !current.is_empty() {
-            let rows = self.aside.rows(&current).await.map_err(|e| {
+        let keys = RunKeys::of(calls);
+        let _locks = self.locks.lock(keys.named.iter().copied()).await;
+        let mut ws = WorkingSet::with_capacity(now_millis(), keys.named.len());
+        if !keys.current.is_empty() {
+            let rows = self.aside.rows(&keys.current).await.map_err(|e| {
                 tracing::debug!(error = %e, "cannot load a run's rows; writing one by one");
                 Stop::Unloaded
             })?;
-            for (key, row) in current.iter().zip(rows) {
+            for (key, row) in keys.current.iter().zip(rows) {
                 ws.load(key.clone(), row);
             }
         }
-        for (key, row) in whole.iter().zip(self.overlay.get_many(&whole)) {
-            ws.load(key.clone(), row.unwrap_or_default());
-        }
         let mut replies = Vec::with_capacity(calls.len());
         let mut logged: Vec<Logged> = Vec::new();
-        for call in calls {
+        for (call, named) in calls.iter().zip(keys.per_call()) {
             replies.push(super::run_handler(call, &mut ws));
-            if let Some(write) = self.take_write(call, &mut ws) {
+            if let Some(write) = self.take_write(named, &mut ws) {
                 logged.push(write);
             }
         }
@@ -100,23 +99,18 @@ impl<C: CacheTier> WriteBehind<C> {
         if !self.backlog.wait_for_room(self.backpressure_wait).await {
             return Err(Stop::Refused(Refusal::Busy));
         }
-        let records: Vec<(u64, Bytes)> = logged
-            .iter()
-            .map(|l| (l.version.0, record::encode(&l.rows)))
-            .collect();
-        let sizes: Vec<u64> = records.iter().map(|(_, p)| p.len() as u64).collect();
         let first = self
             .wal
-            .append_all(records)
+            .append_all(encode(&mut logged))
             .await
             .map_err(|e| Stop::Refused(Refusal::Backend(e)))?
             .0;
         self.overlay
             .insert_run(first, logged.iter().map(|l| l.rows.as_slice()));
         let mut seqs = Vec::with_capacity(logged.len());
-        for ((write, held), bytes) in logged.into_iter().zip(held).zip(sizes) {
+        for (write, held) in logged.into_iter().zip(held) {
             let seq = first + seqs.len() as u64;
-            self.backlog.logged(bytes);
+            self.backlog.logged(write.bytes);
             held.keep();
             // The processor only stops after the write path at shutdown; a
             // send error cannot lose the write: it is in the WAL and replayed.
@@ -125,7 +119,7 @@ impl<C: CacheTier> WriteBehind<C> {
                 seq,
                 version: write.version,
                 rows: write.rows,
-                bytes,
+                bytes: write.bytes,
                 block,
             });
             seqs.push(seq);
@@ -133,24 +127,28 @@ impl<C: CacheTier> WriteBehind<C> {
         Ok(RunOutcome { replies, seqs })
     }
 
-    /// The rows `call` just changed, stamped with a new version above what
-    /// its keys held, and their change marks cleared for the next write.
-    fn take_write(&self, call: &Call, ws: &mut WorkingSet) -> Option<Logged> {
-        let keys = call.spec.keys(&call.argv);
-        if !keys.iter().any(|k| ws.is_changed(k)) {
+    /// The rows a call just changed (`named`: the keys it names), stamped
+    /// with a new version above what its keys held, and their change marks
+    /// cleared for the next write.
+    fn take_write(&self, named: &[&Bytes], ws: &mut WorkingSet) -> Option<Logged> {
+        if !named.iter().any(|k| ws.is_changed(k)) {
             return None;
         }
-        let floor = keys
+        let floor = named
             .iter()
             .map(|k| ws.loaded_version(k))
             .max()
             .unwrap_or(Version::ZERO);
         let version = self.hlc.next_above(floor);
-        let rows = keys
-            .into_iter()
-            .filter_map(|k| Some((k.clone(), ws.take_change(k, version)?)))
+        let rows = named
+            .iter()
+            .filter_map(|k| Some(((*k).clone(), ws.take_change(k, version)?)))
             .collect();
-        Some(Logged { version, rows })
+        Some(Logged {
+            version,
+            rows,
+            bytes: 0,
+        })
     }
 
     /// The writes of a run one at a time, each as a single write would go.
@@ -176,25 +174,58 @@ impl<C: CacheTier> WriteBehind<C> {
     }
 }
 
-/// The distinct keys of the run in first-seen order (to lock), split into
-/// those whose current value some write needs and those only written whole.
-fn run_keys(calls: &[Call]) -> (Vec<Bytes>, Vec<Bytes>, Vec<Bytes>) {
-    let mut index: HashMap<&Bytes, usize> = HashMap::new();
-    let mut keys: Vec<(&Bytes, bool)> = Vec::new();
-    for call in calls {
-        let needs = !is_blind(call) || matches!(call.spec.name, "del" | "unlink");
-        for key in call.spec.keys(&call.argv) {
-            match index.get(key) {
-                Some(&i) => keys[i].1 |= needs,
-                None => {
-                    index.insert(key, keys.len());
-                    keys.push((key, needs));
+/// The keys of a run: every key each call names, and the distinct keys
+/// whose current value some write needs (the rest are only written whole).
+struct RunKeys<'a> {
+    named: Vec<&'a Bytes>,
+    /// Where each call's keys end in `named`.
+    ends: Vec<usize>,
+    current: Vec<Bytes>,
+}
+
+impl<'a> RunKeys<'a> {
+    fn of(calls: &'a [Call]) -> RunKeys<'a> {
+        let mut keys = RunKeys {
+            named: Vec::with_capacity(calls.len()),
+            ends: Vec::with_capacity(calls.len()),
+            current: Vec::new(),
+        };
+        for call in calls {
+            let named = call.spec.keys(&call.argv);
+            let needs = !is_blind(call) || matches!(call.spec.name, "del" | "unlink");
+            if needs {
+                for key in &named {
+                    if !keys.current.contains(key) {
+                        keys.current.push((*key).clone());
+                    }
                 }
             }
+            keys.named.extend(named);
+            keys.ends.push(keys.named.len());
         }
+        keys
     }
-    let all = keys.iter().map(|(k, _)| (*k).clone()).collect();
-    let (current, whole): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(_, needs)| *needs);
-    let strip = |v: Vec<(&Bytes, bool)>| v.into_iter().map(|(k, _)| k.clone()).collect();
-    (all, strip(current), strip(whole))
+
+    /// Each call's keys, in order.
+    fn per_call(&self) -> impl Iterator<Item = &[&'a Bytes]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(s, &e)| &self.named[s..e])
+    }
+}
+
+/// The records of a run, encoded into one buffer they share: one
+/// allocation for the run, freed at once by the WAL thread after writing.
+/// Notes each write's payload size for the backlog.
+fn encode(logged: &mut [Logged]) -> Vec<(u64, Bytes)> {
+    let bound = logged.iter().map(|l| record::encoded_bound(&l.rows)).sum();
+    let mut buf = BytesMut::with_capacity(bound);
+    logged
+        .iter_mut()
+        .map(|l| {
+            record::encode_into(&l.rows, &mut buf);
+            let payload = buf.split().freeze();
+            l.bytes = payload.len() as u64;
+            (l.version.0, payload)
+        })
+        .collect()
 }
