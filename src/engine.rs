@@ -23,7 +23,7 @@ use crate::store::{self, Store, StoreOptions};
 use crate::write::overlay::Overlay;
 use crate::write::policy::{self, Writer};
 use crate::write::through::WriteThrough;
-use crate::write::{Call, Outcome, Watched};
+use crate::write::{Call, Outcome, RunOutcome, Watched};
 
 /// How often heartbeats probe each backend.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -352,6 +352,39 @@ impl Engine {
         };
         self.aside.invalidate(&mapped_keys).await;
         Ok(reply)
+    }
+
+    /// Runs a pipeline's run of consecutive plain writes (outside MULTI,
+    /// already checked by the dispatcher's rules). Under write-behind the
+    /// run is one unit sharing one WAL request and one wait for durability;
+    /// otherwise the writes go one by one, as each alone would.
+    pub async fn write_run(&self, calls: &[Call]) -> RunOutcome {
+        // Mapped keys are SQL on their tables: they go one by one below.
+        if let Some(b) = self.writer.behind()
+            && !self.mapped.as_ref().is_some_and(|m| m.touches(calls))
+        {
+            return b.writer.execute_run(calls).await;
+        }
+        let mut out = RunOutcome {
+            replies: Vec::with_capacity(calls.len()),
+            seqs: Vec::new(),
+        };
+        for call in calls {
+            let reply = match self.write(std::slice::from_ref(call), &[]).await {
+                Ok(outcome) => {
+                    out.seqs.extend(outcome.seq);
+                    match outcome.replies {
+                        Some(mut replies) => {
+                            replies.pop().unwrap_or_else(|| Frame::err("no reply"))
+                        }
+                        None => Frame::NullArray,
+                    }
+                }
+                Err(reply) => reply,
+            };
+            out.replies.push(reply);
+        }
+        out
     }
 
     /// The write-behind state, for INFO.

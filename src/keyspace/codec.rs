@@ -40,7 +40,18 @@ const NO_EXPIRY: i64 = i64::MIN;
 
 /// A row as one cache value: tag, version, expiry, payload.
 pub fn encode_row(row: &Row) -> Bytes {
-    let mut out = BytesMut::with_capacity(17 + row.entry.as_ref().map_or(0, |e| e.value.weight()));
+    let mut out = BytesMut::with_capacity(encoded_row_bound(row));
+    encode_row_into(row, &mut out);
+    out.freeze()
+}
+
+/// At least the length of `encode_row(row)`: sizes one buffer for many rows.
+pub fn encoded_row_bound(row: &Row) -> usize {
+    17 + row.entry.as_ref().map_or(0, |e| e.value.weight())
+}
+
+/// `encode_row`, appended to `out`.
+pub fn encode_row_into(row: &Row, out: &mut BytesMut) {
     let (tag, expire) = match &row.entry {
         None => (TAG_ABSENT, NO_EXPIRY),
         Some(e) => (
@@ -65,7 +76,6 @@ pub fn encode_row(row: &Row) -> Bytes {
         }) => out.put_slice(&encode_hash(h)),
         None => {}
     }
-    out.freeze()
 }
 
 pub fn decode_row(mut buf: Bytes) -> Result<Row, Malformed> {

@@ -32,7 +32,8 @@ impl WorkingSet {
         WorkingSet::with_capacity(now_ms, 0)
     }
 
-    /// A working set about to load `keys` rows, sized once.
+    /// A working set about to load `keys` rows (a read or a run of writes
+    /// knows how many), sized once.
     pub fn with_capacity(now_ms: i64, keys: usize) -> WorkingSet {
         WorkingSet {
             now_ms,
@@ -115,6 +116,22 @@ impl WorkingSet {
             .iter()
             .filter(|(_, s)| s.changed)
             .map(|(k, s)| (k, &s.row))
+    }
+
+    /// Whether the command changed `key` since it was loaded or last taken.
+    pub fn is_changed(&self, key: &[u8]) -> bool {
+        self.slots.get(key).is_some_and(|s| s.changed)
+    }
+
+    /// Stamps the changed row of `key` with `version`, clears its change
+    /// mark and returns it; `None` when the key is unchanged. Lets several
+    /// writes run in turn over one working set, each logged on its own with
+    /// its own version, while a later one still sees an earlier one.
+    pub fn take_change(&mut self, key: &[u8], version: Version) -> Option<Row> {
+        let slot = self.slots.get_mut(key).filter(|s| s.changed)?;
+        slot.changed = false;
+        slot.row.version = version;
+        Some(slot.row.clone())
     }
 
     pub fn has_changes(&self) -> bool {

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::dispatch;
+use super::dispatch::{check_write, dispatch};
 use super::session::Session;
 use crate::cmd::{self, Exec, Spec};
 use crate::engine::Engine;
@@ -38,6 +38,31 @@ fn plain_read(sess: &Session, argv: &[Bytes]) -> Option<&'static Spec> {
         && sess.authenticated
         && sess.multi.is_none();
     plain.then_some(spec)
+}
+
+/// The table entry of `argv` if it can join a run of writes: a write
+/// command with the right arity, outside MULTI, from an authenticated
+/// client, that the dispatcher would not refuse. Refusals go through
+/// `dispatch` alone, which answers them.
+fn plain_write(engine: &Engine, sess: &Session, argv: &[Bytes]) -> Option<&'static Spec> {
+    let spec = cmd::lookup(argv.first()?)?;
+    let plain = matches!(spec.exec, Exec::Write(_))
+        && spec.arity_ok(argv.len())
+        && sess.authenticated
+        && sess.multi.is_none()
+        && check_write(engine, spec, argv).is_none();
+    plain.then_some(spec)
+}
+
+/// Runs a run of writes as one unit (under write-behind: one WAL request);
+/// replies in order, and remembers the logged writes for WAITDB.
+async fn write_all(engine: &Engine, sess: &mut Session, calls: &[Call]) -> Vec<Frame> {
+    Stats::add(&engine.stats.commands_processed, calls.len() as u64);
+    let outcome = engine.write_run(calls).await;
+    for seq in outcome.seqs {
+        sess.wrote(Some(seq));
+    }
+    outcome.replies
 }
 
 /// Runs a run of reads over one load of all their keys; replies in order.
@@ -92,7 +117,23 @@ pub async fn serve(
                     calls.clear();
                     replies
                 }
-                None => vec![dispatch(&engine, &mut sess, argv).await],
+                None => match plain_write(&engine, &sess, &argv) {
+                    // A run of plain writes executes as one unit: under
+                    // write-behind its records share one WAL append and
+                    // one fsync instead of one group commit each.
+                    Some(first) => {
+                        let mut calls = Vec::with_capacity(1 + commands.len());
+                        calls.push(Call { spec: first, argv });
+                        while let Some(spec) =
+                            commands.peek().and_then(|a| plain_write(&engine, &sess, a))
+                        {
+                            let Some(argv) = commands.next() else { break };
+                            calls.push(Call { spec, argv });
+                        }
+                        write_all(&engine, &mut sess, &calls).await
+                    }
+                    None => vec![dispatch(&engine, &mut sess, argv).await],
+                },
             };
             for reply in &replies {
                 encode(reply, sess.proto, &mut output);

@@ -87,7 +87,7 @@ fn refuse_known(s: &mut Session, spec: &Spec, err: Frame) -> Frame {
 
 /// Refuses a write before anything is written: read-only policy, or a key
 /// (key + field for hashes) over `server.max_key_bytes`.
-fn check_write(engine: &Engine, spec: &Spec, argv: &[Bytes]) -> Option<Frame> {
+pub(super) fn check_write(engine: &Engine, spec: &Spec, argv: &[Bytes]) -> Option<Frame> {
     if !spec.is_write() {
         return None;
     }

@@ -1,8 +1,9 @@
 //! Group commit: the one thread that owns the active segment.
 //!
-//! Appenders send requests through a channel. The thread takes the first
-//! request, drains whatever else is queued, assigns consecutive seqs, writes
-//! the whole group with one write call and, under `fsync = always`, makes it
+//! Appenders send requests through a channel; one request may carry several
+//! records (a pipeline's run of writes), which get consecutive seqs and one
+//! answer. The thread takes the first request, drains whatever else is
+//! queued, assigns consecutive seqs, writes the whole group with one write call and, under `fsync = always`, makes it
 //! durable with one `fdatasync` before acknowledging every request in it.
 //! While that fsync runs the next group queues up, so the number of fsyncs
 //! grows far slower than the number of appends: throughput grows with
@@ -43,9 +44,10 @@ const EVERYSEC: Duration = Duration::from_secs(1);
 
 /// A message to the writer thread.
 pub enum Request {
+    /// `(version, payload)` records, logged together with consecutive seqs;
+    /// answered with the first seq, or an error when none was logged.
     Append {
-        version: u64,
-        payload: Bytes,
+        records: Vec<(u64, Bytes)>,
         done: oneshot::Sender<Result<Seq>>,
     },
     /// Make everything durable, answer, and stop.
@@ -89,8 +91,7 @@ pub struct Writer {
 }
 
 struct Pending {
-    version: u64,
-    payload: Bytes,
+    records: Vec<(u64, Bytes)>,
     done: oneshot::Sender<Result<Seq>>,
 }
 
@@ -109,17 +110,12 @@ impl Writer {
             let mut req = Some(first);
             while let Some(r) = req.take() {
                 match r {
-                    Request::Append {
-                        version,
-                        payload,
-                        done,
-                    } => {
-                        group_bytes += frame::frame_len(payload.len());
-                        group.push(Pending {
-                            version,
-                            payload,
-                            done,
-                        });
+                    Request::Append { records, done } => {
+                        group_bytes += records
+                            .iter()
+                            .map(|(_, p)| frame::frame_len(p.len()))
+                            .sum::<usize>();
+                        group.push(Pending { records, done });
                     }
                     Request::Close { done } => {
                         close = Some(done);
@@ -174,12 +170,15 @@ impl Writer {
     fn commit(&mut self, group: &mut Vec<Pending>, buf: &mut Vec<u8>) {
         buf.clear();
         let first = self.next_seq;
-        for (i, p) in group.iter().enumerate() {
-            frame::encode_frame(buf, Seq(first.0 + i as u64), p.version, &p.payload);
+        let mut seq = first.0;
+        for (version, payload) in group.iter().flat_map(|p| &p.records) {
+            frame::encode_frame(buf, Seq(seq), *version, payload);
+            seq += 1;
         }
+        let n = seq - first.0;
         let before = self.file_len;
         if let Err(e) = self.write_at(buf, before) {
-            tracing::error!(error = %e, appends = group.len(), segment_len = before,
+            tracing::error!(error = %e, records = n, segment_len = before,
                 "WAL write failed; failing the group's writes");
             if let Err(t) = self
                 .file
@@ -195,7 +194,6 @@ impl Writer {
             }
             return;
         }
-        let n = group.len() as u64;
         self.file_len += buf.len() as u64;
         self.next_seq = Seq(first.0 + n);
         self.dirty = true;
@@ -209,8 +207,11 @@ impl Writer {
         self.shared
             .last_seq
             .store(first.0 + n - 1, Ordering::Release);
-        for (i, p) in group.drain(..).enumerate() {
-            let _ = p.done.send(Ok(Seq(first.0 + i as u64)));
+        let mut seq = first.0;
+        for p in group.drain(..) {
+            let records = p.records.len() as u64;
+            let _ = p.done.send(Ok(Seq(seq)));
+            seq += records;
         }
     }
 

@@ -12,8 +12,12 @@
 //! 4. wait for room in the backlog (or refuse with BUSY);
 //! 5. append one WAL record with the resulting rows (a MULTI block is one
 //!    record); a failed append fails the write and logs nothing;
-//! 6. add the rows to the overlay, invalidate the cache, queue them for the
-//!    processor, reply.
+//! 6. add the rows to the overlay, queue them for the processor, reply.
+//!
+//! The cache tier is not touched: reads on this instance consult the
+//! overlay first, and the processor invalidates the keys after it has
+//! applied them (see ARCHITECTURE.md, write-behind). A pipeline's run of
+//! plain writes goes through `run` instead, as one unit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::locks::KeyLocks;
+use super::key_queues::KeyQueues;
 use super::{Call, Outcome, Watched, call_keys, is_blind, record};
 use crate::cache::CacheTier;
 use crate::cache::aside::CacheAside;
@@ -40,7 +44,7 @@ pub struct WriteBehind<C> {
     pub backlog: Arc<Backlog>,
     pub queue: mpsc::UnboundedSender<Item>,
     pub backpressure_wait: Duration,
-    pub locks: KeyLocks,
+    pub locks: KeyQueues,
 }
 
 /// Why a write-behind write was refused before anything was logged.
@@ -123,8 +127,6 @@ impl<C: CacheTier> WriteBehind<C> {
         self.overlay.insert(seq.0, &rows);
         self.backlog.logged(bytes);
         held.keep();
-        let changed: Vec<Bytes> = rows.iter().map(|(k, _)| k.clone()).collect();
-        self.aside.invalidate(&changed).await;
         // The processor only stops after the write path at shutdown; a send
         // error cannot lose the write: it is in the WAL and replayed.
         let block = rows.len() > 1;

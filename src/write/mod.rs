@@ -3,10 +3,12 @@
 //! Write-through lives here now; write-behind joins it with the WAL.
 
 pub mod behind;
+pub mod key_queues;
 pub mod locks;
 pub mod overlay;
 pub mod policy;
 pub mod record;
+pub mod run;
 pub mod through;
 
 use bytes::Bytes;
@@ -28,6 +30,15 @@ pub struct Call {
 pub struct Outcome {
     pub replies: Option<Vec<crate::resp::Frame>>,
     pub seq: Option<u64>,
+}
+
+/// What a run of plain writes returned: one reply per write, in order, and
+/// the WAL seq of every write that was logged under write-behind (WAITDB
+/// counts them).
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    pub replies: Vec<crate::resp::Frame>,
+    pub seqs: Vec<u64>,
 }
 
 /// A key a client WATCHed: its version then, and its expiry if it was live.

@@ -33,6 +33,31 @@ impl Overlay {
         keys.get(key).map(|p| p.row.clone())
     }
 
+    /// The latest pending rows of `keys`, in order, under one lock.
+    pub fn get_many(&self, keys: &[Bytes]) -> Vec<Option<Row>> {
+        let pending = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .map(|k| pending.get(k).map(|p| p.row.clone()))
+            .collect()
+    }
+
+    /// Records the writes of a run logged at consecutive seqs from `first`,
+    /// in seq order, under one lock. Callers hold the keys' locks.
+    pub fn insert_run<'a>(&self, first: u64, writes: impl Iterator<Item = &'a [(Bytes, Row)]>) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        for (seq, rows) in (first..).zip(writes) {
+            for (key, row) in rows {
+                keys.insert(
+                    key.clone(),
+                    Pending {
+                        row: row.clone(),
+                        seq,
+                    },
+                );
+            }
+        }
+    }
+
     /// Records the rows of the write logged at `seq`. Callers hold the keys'
     /// locks, so writes of one key arrive here in sequence order.
     pub fn insert(&self, seq: u64, rows: &[(Bytes, Row)]) {

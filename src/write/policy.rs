@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::behind::{Refusal, WriteBehind};
-use super::locks::KeyLocks;
+use super::key_queues::KeyQueues;
 use super::overlay::Overlay;
 use super::through::WriteThrough;
 use super::{Call, Outcome, Watched, record};
@@ -180,7 +180,7 @@ pub async fn open_behind<C: CacheTier>(
         backlog,
         queue,
         backpressure_wait: wb.backpressure_wait,
-        locks: KeyLocks::default(),
+        locks: KeyQueues::default(),
     };
     Ok(Behind {
         writer,

@@ -9,19 +9,35 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::keyspace::Row;
-use crate::keyspace::codec::{Malformed, decode_row, encode_row};
+use crate::keyspace::codec::{Malformed, decode_row, encode_row_into, encoded_row_bound};
 
 pub fn encode(rows: &[(Bytes, Row)]) -> Bytes {
-    let mut out = BytesMut::new();
+    let mut out = BytesMut::with_capacity(encoded_bound(rows));
+    encode_into(rows, &mut out);
+    out.freeze()
+}
+
+/// At least the length of `encode(rows)`: a run sizes one buffer for all
+/// its records with it, so they cost one allocation, not several each.
+pub fn encoded_bound(rows: &[(Bytes, Row)]) -> usize {
+    4 + rows
+        .iter()
+        .map(|(k, row)| 8 + k.len() + encoded_row_bound(row))
+        .sum::<usize>()
+}
+
+/// `encode`, appended to `out`.
+pub fn encode_into(rows: &[(Bytes, Row)], out: &mut BytesMut) {
     out.put_u32(rows.len() as u32);
     for (key, row) in rows {
-        let row = encode_row(row);
         out.put_u32(key.len() as u32);
         out.put_slice(key);
-        out.put_u32(row.len() as u32);
-        out.put_slice(&row);
+        let at = out.len();
+        out.put_u32(0);
+        encode_row_into(row, out);
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
-    out.freeze()
 }
 
 pub fn decode(mut buf: Bytes) -> Result<Vec<(Bytes, Row)>, Malformed> {
@@ -76,6 +92,7 @@ mod tests {
             ),
         ];
         let bytes = encode(&rows);
+        assert!(bytes.len() <= encoded_bound(&rows));
         assert_eq!(decode(bytes.clone()).unwrap(), rows);
         for cut in 0..bytes.len() {
             assert!(decode(bytes.slice(..cut)).is_err());

@@ -64,6 +64,73 @@ fn sigkill_during_load_and_replay_loses_no_acknowledged_write() {
     check_rows(&sp, &tally, &deleted, &rows);
 }
 
+/// Connections of the pipelined load in the test below.
+const CLIENTS: usize = 8;
+/// Commands per pipeline, as `redis-benchmark -P 16` sends them.
+const PIPELINE: usize = 16;
+
+/// Several connections, each sending pipelines of 16 SETs and INCRs, so
+/// that each pipeline is logged as one unit and the runs of several
+/// connections share a group commit when spillway is SIGKILLed. Every
+/// INCR must reply its key's next value (a write sees the one before it,
+/// also inside one pipeline), and after the drain Postgres holds for every
+/// key a value between the last acknowledged and the last sent.
+#[test]
+fn sigkill_during_pipelined_runs_from_many_clients_loses_no_acknowledged_write() {
+    let redis = RedisServer::start();
+    let pg = PgDatabase::create();
+    let mut sp = start(&redis, &pg.url(), &[]);
+    let loads: Vec<Load> = (0..CLIENTS)
+        .map(|c| Load::start_named(sp.addr(), Mix::Counters, &format!("c{c}/"), PIPELINE))
+        .collect();
+    let acks = |loads: &[Load]| loads.iter().map(Load::acks).sum::<u64>();
+    for _ in 0..3 {
+        let target = acks(&loads) + ACKS_PER_ROUND;
+        assert!(
+            crate::support::poll_until(LOAD_TIMEOUT, || acks(&loads) >= target),
+            "the loads reached {} of {target} acknowledgements",
+            acks(&loads)
+        );
+        crash_all(&loads, || sp.sigkill());
+        sp.restart();
+        loads.iter().for_each(Load::resume);
+    }
+    let tallies: Vec<Tally> = loads.into_iter().map(Load::stop).collect();
+    wait_drained(&sp);
+    let rows = stored_rows(|sql| pg.psql(sql));
+    let mut keys = 0;
+    for tally in &tallies {
+        assert!(
+            tally.errors.is_empty(),
+            "error or wrong replies: {:?}",
+            &tally.errors[..tally.errors.len().min(10)]
+        );
+        for (key, &sent) in &tally.sent {
+            let acked = tally.acked.get(key).copied().unwrap_or(0);
+            let stored = match rows.get(key) {
+                Some(Stored::Str(v)) => as_counter(v),
+                None if acked == 0 => 0,
+                other => panic!("{key}: acknowledged up to {acked}, Postgres holds {other:?}"),
+            };
+            assert!(
+                acked <= stored && stored <= sent,
+                "{key}: Postgres holds {stored}, acknowledged {acked}, sent {sent}"
+            );
+            keys += usize::from(rows.contains_key(key));
+        }
+    }
+    assert_eq!(rows.len(), keys, "no rows beyond the written keys");
+    eprintln!("{keys} keys checked");
+}
+
+/// Marks every load's spillway as gone, then runs `kill`.
+fn crash_all(loads: &[Load], kill: impl FnOnce()) {
+    match loads.split_first() {
+        Some((load, rest)) => load.crash(|| crash_all(rest, kill)),
+        None => kill(),
+    }
+}
+
 /// Deletes every tenth string key and two hash keys, all acknowledged.
 fn delete_some(sp: &Spillway, tally: &Tally) -> BTreeSet<String> {
     let live: Vec<&String> = tally.acked.keys().collect();

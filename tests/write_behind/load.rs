@@ -22,8 +22,15 @@ use std::time::Duration;
 
 use crate::support::{self, RawConn, encode_command};
 
-/// Commands per pipelined batch.
+/// Commands per pipelined batch, unless [`Load::start_named`] says otherwise.
 const BATCH: usize = 50;
+/// After each batch a load with MSETs sends `WAITDB` with this timeout (ms): a
+/// pipeline is logged as one unit, far faster than the processor applies
+/// the load's MSETs (blocks, each applied alone in its own transaction), so
+/// without a pause the queue left at the end would take minutes to drain.
+/// While the database is down WAITDB gives up after the timeout and the
+/// load goes on writing.
+const PACE_MS: &str = "100";
 /// How long the load waits for spillway to come back before it gives up.
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,6 +41,9 @@ pub enum Mix {
     Blind,
     /// SET and MSET on strings, HSET on hashes (one field, `f`).
     WithHashes,
+    /// SET and INCR on strings, and each INCR's reply must be the key's
+    /// next value: a write sees the one before it, also within a pipeline.
+    Counters,
 }
 
 /// Keys `G:s:0..` hold strings, keys `G:h:0..` hashes, `G` the generation.
@@ -56,6 +66,9 @@ pub struct Tally {
 struct Shared {
     addr: SocketAddr,
     mix: Mix,
+    /// Written before every key, so several loads can share one spillway.
+    prefix: String,
+    batch_len: usize,
     stop: AtomicBool,
     /// Prefix of the keys written now; [`Load::resume`] moves to the next.
     generation: AtomicUsize,
@@ -74,9 +87,16 @@ pub struct Load {
 
 impl Load {
     pub fn start(addr: SocketAddr, mix: Mix) -> Load {
+        Load::start_named(addr, mix, "", BATCH)
+    }
+
+    /// A load on keys starting with `prefix`, `batch_len` commands a pipeline.
+    pub fn start_named(addr: SocketAddr, mix: Mix, prefix: &str, batch_len: usize) -> Load {
         let shared = Arc::new(Shared {
             addr,
             mix,
+            prefix: prefix.to_string(),
+            batch_len,
             stop: AtomicBool::new(false),
             generation: AtomicUsize::new(0),
             up: Mutex::new(true),
@@ -198,10 +218,12 @@ fn connect_when_up(shared: &Shared) -> Option<RawConn> {
     }
 }
 
-/// One command of a batch: its bytes and the `(key, value)` pairs it writes.
+/// One command of a batch: its bytes, the `(key, value)` pairs it writes,
+/// and the one reply it must get, when only one is right.
 struct Cmd {
     bytes: Vec<u8>,
     writes: Vec<(String, u64)>,
+    expect: Option<Vec<u8>>,
 }
 
 /// Sends one pipelined batch and reads its replies. False: the connection
@@ -213,8 +235,9 @@ fn run_batch(
     next: &mut BTreeMap<String, u64>,
 ) -> bool {
     let generation = shared.generation.load(Ordering::SeqCst);
-    let cmds: Vec<Cmd> = (0..BATCH)
-        .map(|_| make_cmd(shared.mix, generation, rng, next))
+    let generation = format!("{}{generation}", shared.prefix);
+    let cmds: Vec<Cmd> = (0..shared.batch_len)
+        .map(|_| make_cmd(shared.mix, &generation, rng, next))
         .collect();
     {
         let mut tally = lock(&shared.tally);
@@ -233,7 +256,8 @@ fn run_batch(
             Ok(None) | Err(_) => return false,
         };
         let mut tally = lock(&shared.tally);
-        if matches!(reply.first(), Some(b'+' | b':')) {
+        let right = cmd.expect.as_ref().is_none_or(|want| *want == reply);
+        if right && matches!(reply.first(), Some(b'+' | b':')) {
             tally.acks += 1;
             for (key, value) in &cmd.writes {
                 let acked = tally.acked.entry(key.clone()).or_default();
@@ -246,17 +270,27 @@ fn run_batch(
                 .push(format!("{key}: {}", reply.escape_ascii()));
         }
     }
-    true
+    if matches!(shared.mix, Mix::Counters) {
+        return true; // no blocks: the drain keeps up
+    }
+    let mut stream = conn.stream();
+    if stream
+        .write_all(&encode_command(&["WAITDB", PACE_MS]))
+        .is_err()
+    {
+        return false;
+    }
+    matches!(conn.try_read_reply(), Ok(Some(reply)) if reply.first() == Some(&b':'))
 }
 
-fn make_cmd(mix: Mix, generation: usize, rng: &mut Rng, next: &mut BTreeMap<String, u64>) -> Cmd {
+fn make_cmd(mix: Mix, generation: &str, rng: &mut Rng, next: &mut BTreeMap<String, u64>) -> Cmd {
     let mut bump = |key: String| {
         let value = next.entry(key.clone()).or_default();
         *value += 1;
         (key, *value)
     };
     let roll = rng.below(10);
-    if roll == 0 {
+    if roll == 0 && !matches!(mix, Mix::Counters) {
         // MSET of three distinct string keys.
         let first = rng.below(STRING_KEYS);
         let writes: Vec<(String, u64)> = (0..3)
@@ -270,6 +304,7 @@ fn make_cmd(mix: Mix, generation: usize, rng: &mut Rng, next: &mut BTreeMap<Stri
         return Cmd {
             bytes: encode_command(&args),
             writes,
+            expect: None,
         };
     }
     if roll == 1 && matches!(mix, Mix::WithHashes) {
@@ -277,12 +312,22 @@ fn make_cmd(mix: Mix, generation: usize, rng: &mut Rng, next: &mut BTreeMap<Stri
         return Cmd {
             bytes: encode_command(&["HSET", key.as_str(), "f", &value.to_string()]),
             writes: vec![(key, value)],
+            expect: None,
+        };
+    }
+    if roll < 5 && matches!(mix, Mix::Counters) {
+        let (key, value) = bump(format!("{generation}:s:{}", rng.below(STRING_KEYS)));
+        return Cmd {
+            bytes: encode_command(&["INCR", key.as_str()]),
+            writes: vec![(key, value)],
+            expect: Some(format!(":{value}\r\n").into_bytes()),
         };
     }
     let (key, value) = bump(format!("{generation}:s:{}", rng.below(STRING_KEYS)));
     Cmd {
         bytes: encode_command(&["SET", key.as_str(), &value.to_string()]),
         writes: vec![(key, value)],
+        expect: None,
     }
 }
 

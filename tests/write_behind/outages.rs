@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::load::{Load, Mix, Tally};
-use crate::support::{self, Postgres, RawConn, RedisServer};
+use crate::support::{self, Postgres, RawConn, RedisServer, encode_command};
 use crate::{Stored, as_counter, info_u64, start, stored_rows, wait_db_up, wait_drained};
 
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,6 +67,23 @@ fn writes_are_acknowledged_and_kept_through_cache_and_database_outages() {
             reply.escape_ascii()
         );
         assert_eq!(info_u64(&sp, "wal_appends"), appends, "INCR logged nothing");
+
+        // The same inside a pipeline of blind writes: the run cannot load
+        // its rows, so its writes go one by one and only the INCR fails.
+        let mut pipeline = encode_command(&["SET", "outage:a", "1"]);
+        pipeline.extend(encode_command(&["INCR", "never:written"]));
+        pipeline.extend(encode_command(&["SET", "outage:b", "2"]));
+        conn.send(&pipeline);
+        let replies = [conn.read_reply(), conn.read_reply(), conn.read_reply()];
+        assert_eq!(replies[0], b"+OK\r\n");
+        assert!(
+            replies[1].starts_with(b"-ERR"),
+            "{}",
+            replies[1].escape_ascii()
+        );
+        assert_eq!(replies[2], b"+OK\r\n");
+        assert_eq!(info_u64(&sp, "wal_appends"), appends + 2, "the SETs logged");
+        assert_eq!(conn.cmd(&["GET", "outage:b"]), b"$1\r\n2\r\n");
     }
 
     pg.start_again();
@@ -93,9 +110,11 @@ fn writes_are_acknowledged_and_kept_through_cache_and_database_outages() {
             "{key}: Postgres holds an older or newer value"
         );
     }
+    assert_eq!(rows.get("outage:a"), Some(&Stored::Str(b"1".to_vec())));
+    assert_eq!(rows.get("outage:b"), Some(&Stored::Str(b"2".to_vec())));
     assert_eq!(
         rows.len(),
-        tally.acked.len(),
+        tally.acked.len() + 2,
         "no rows beyond the written keys"
     );
     let mut conn = sp.raw();
