@@ -59,6 +59,14 @@ fn plain_write(engine: &Engine, sess: &Session, argv: &[Bytes]) -> Option<&'stat
 async fn write_all(engine: &Engine, sess: &mut Session, calls: &[Call]) -> Vec<Frame> {
     Stats::add(&engine.stats.commands_processed, calls.len() as u64);
     let outcome = engine.write_run(calls).await;
+    if let Some(b) = engine.behind() {
+        // A connection's seqs only grow: forget those the checkpoint has
+        // passed, so one that never asks WAITDB keeps no seq per write.
+        let applied = b.writer.backlog.checkpoint();
+        while sess.unapplied.front().is_some_and(|&s| s <= applied) {
+            sess.unapplied.pop_front();
+        }
+    }
     for seq in outcome.seqs {
         sess.wrote(Some(seq));
     }

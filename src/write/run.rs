@@ -28,7 +28,7 @@ use bytes::{Bytes, BytesMut};
 use super::behind::{Refusal, WriteBehind};
 use super::{Call, RunOutcome, is_blind, record};
 use crate::cache::CacheTier;
-use crate::keyspace::{Row, Version, WorkingSet, now_millis};
+use crate::keyspace::{Row, Value, Version, WorkingSet, now_millis};
 use crate::processor::Item;
 use crate::resp::Frame;
 
@@ -90,6 +90,7 @@ impl<C: CacheTier> WriteBehind<C> {
                 seqs: Vec::new(),
             });
         }
+        compact(&mut logged);
         // Held at once: the instance's low-water version stays below them
         // until the processor has applied them (or they are refused).
         let held: Vec<_> = logged
@@ -210,6 +211,34 @@ impl<'a> RunKeys<'a> {
     fn per_call(&self) -> impl Iterator<Item = &[&'a Bytes]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(&self.ends).map(|(s, &e)| &self.named[s..e])
+    }
+}
+
+/// Copies the keys and values of the run's rows out of the request buffer
+/// they were parsed from into one buffer sized for them. A pending row
+/// otherwise keeps its connection's whole read chunk (4 KiB or more) alive
+/// until the processor has applied it, and shares that chunk's reference
+/// count with the connection's parsing; now it holds its run's few bytes,
+/// and the read buffer is free for reuse once the run is answered.
+fn compact(logged: &mut [Logged]) {
+    let size = logged
+        .iter()
+        .flat_map(|l| &l.rows)
+        .map(|(k, row)| k.len() + row.entry.as_ref().map_or(0, |e| e.value.weight()))
+        .sum();
+    let mut buf = BytesMut::with_capacity(size);
+    let mut copy = |b: &Bytes| {
+        buf.extend_from_slice(b);
+        buf.split().freeze()
+    };
+    for (key, row) in logged.iter_mut().flat_map(|l| &mut l.rows) {
+        *key = copy(key);
+        if let Some(entry) = &mut row.entry {
+            match &mut entry.value {
+                Value::Str(s) => *s = copy(s),
+                Value::Hash(h) => *h = h.iter().map(|(f, v)| (copy(f), copy(v))).collect(),
+            }
+        }
     }
 }
 
