@@ -230,6 +230,13 @@ pub trait StoreTxn: Send {
 
     /// Commits; a connection lost during COMMIT is `Error::CommitUnknown`.
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
+
+    /// Ends the transaction without writing. Dropping it does the same, but
+    /// may cost the store its connection; this lets it keep the connection.
+    fn rollback(self: Box<Self>) -> BoxFuture<'static, ()> {
+        drop(self);
+        Box::pin(async {})
+    }
 }
 
 /// Connects to the database named by `opts.url` (`postgres://`,

@@ -9,20 +9,21 @@
 //! orders them, and the instance's checkpoint commits with its rows.
 
 mod dead;
+mod txn;
 pub(crate) mod write;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{PgExecutor, Postgres, Row as _, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgExecutor, Row as _};
 
 use super::errors::{self, one_line};
 use super::rows;
 use super::{
     BoxFuture, DeadLetter, KeyCounts, Locked, Record, Refused, ScanPage, Store, StoreOptions,
-    StoreTxn, key_hash,
 };
 use crate::error::{Backend, Error, Result, with_timeout};
 use crate::keyspace::{Row, Version, now_millis};
@@ -33,6 +34,8 @@ const BACKEND: Backend = "postgres";
 /// A pool of connections to the system of record.
 pub struct PgStore {
     pool: PgPool,
+    /// Connections kept between write transactions (`txn.rs`).
+    writers: Arc<txn::Writers>,
     timeout: Duration,
 }
 
@@ -72,6 +75,7 @@ impl PgStore {
         .await?;
         Ok(PgStore {
             pool,
+            writers: Arc::new(txn::Writers::new(opts.pool_size)),
             timeout: opts.timeout,
         })
     }
@@ -103,18 +107,11 @@ impl Store for PgStore {
     }
 
     fn begin<'a>(&'a self, keys: &'a [Bytes]) -> BoxFuture<'a, Result<Locked>> {
-        let timeout = self.timeout;
-        Box::pin(with_timeout(BACKEND, timeout, async move {
-            let mut txn = self
-                .pool
-                .begin()
-                .await
-                .map_err(|e| errors::postgres(timeout, e))?;
-            lock_keys(&mut txn, keys, timeout).await?;
-            let rows = read_rows(&mut *txn, keys, timeout).await?;
-            let txn: Box<dyn StoreTxn> = Box::new(PgTxn { txn, timeout });
-            Ok((txn, rows))
-        }))
+        Box::pin(with_timeout(
+            BACKEND,
+            self.timeout,
+            txn::begin(&self.pool, &self.writers, keys, self.timeout),
+        ))
     }
 
     fn apply<'a>(
@@ -294,55 +291,11 @@ impl Store for PgStore {
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.pool.close())
+        Box::pin(async move {
+            self.writers.close();
+            self.pool.close().await;
+        })
     }
-}
-
-/// An open transaction holding the advisory locks of its keys.
-struct PgTxn {
-    txn: Transaction<'static, Postgres>,
-    timeout: Duration,
-}
-
-impl StoreTxn for PgTxn {
-    fn put<'a>(&'a mut self, rows: &'a [(Bytes, Row)]) -> BoxFuture<'a, Result<()>> {
-        let timeout = self.timeout;
-        Box::pin(with_timeout(BACKEND, timeout, async move {
-            write::upsert(&mut *self.txn, rows, timeout).await
-        }))
-    }
-
-    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        let PgTxn { txn, timeout } = *self;
-        Box::pin(write::commit(txn, timeout))
-    }
-}
-
-/// Takes the transaction-scoped advisory lock of every key's hash.
-///
-/// Deadlock freedom: every transaction takes its locks in ascending hash
-/// order (sorted and deduplicated here, and `ORDER BY h` in the statement:
-/// PostgreSQL evaluates a volatile output expression not referenced by ORDER
-/// BY after sorting, per the SELECT reference), and takes no other locks it
-/// could wait on while holding them. Two keys sharing a hash share a lock,
-/// which only makes locking coarser.
-async fn lock_keys(
-    txn: &mut Transaction<'static, Postgres>,
-    keys: &[Bytes],
-    timeout: Duration,
-) -> Result<()> {
-    let mut hashes: Vec<i64> = keys.iter().map(|k| key_hash(k)).collect();
-    hashes.sort_unstable();
-    hashes.dedup();
-    if hashes.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("SELECT pg_advisory_xact_lock(h) FROM unnest($1::bigint[]) AS t(h) ORDER BY h")
-        .bind(hashes)
-        .execute(&mut **txn)
-        .await
-        .map_err(|e| errors::postgres(timeout, e))?;
-    Ok(())
 }
 
 /// The rows of `keys` in one statement, in the order asked for.
@@ -363,20 +316,25 @@ async fn read_rows<'e>(
     .await
     .map_err(|e| errors::postgres(timeout, e))?;
     let mut by_key = HashMap::with_capacity(found.len());
-    for r in found {
-        let decode = |e| errors::postgres(timeout, e);
-        let key: Vec<u8> = r.try_get(0).map_err(decode)?;
-        let kind: i16 = r.try_get(1).map_err(decode)?;
-        let row = rows::from_columns(
-            BACKEND,
-            kind.into(),
-            r.try_get(2).map_err(decode)?,
-            r.try_get(3).map_err(decode)?,
-            r.try_get(4).map_err(decode)?,
-        )?;
-        by_key.insert(Bytes::from(key), row);
+    for r in &found {
+        let key: Vec<u8> = r.try_get(0).map_err(|e| errors::postgres(timeout, e))?;
+        by_key.insert(Bytes::from(key), decode_row(r, timeout)?);
     }
     Ok(rows::in_key_order(keys, by_key))
+}
+
+/// The row in columns 1 to 4 of `kind, value, expire_at, version` (after
+/// the key), from a prepared statement or a simple query alike.
+pub(super) fn decode_row(r: &PgRow, timeout: Duration) -> Result<Row> {
+    let decode = |e| errors::postgres(timeout, e);
+    let kind: i16 = r.try_get(1).map_err(decode)?;
+    rows::from_columns(
+        BACKEND,
+        kind.into(),
+        r.try_get(2).map_err(decode)?,
+        r.try_get(3).map_err(decode)?,
+        r.try_get(4).map_err(decode)?,
+    )
 }
 
 /// A SCAN page: `count` live rows after `cursor` in (hash, key) order, plus
