@@ -37,23 +37,27 @@ fn info_u64(c: &mut redis::Connection, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("INFO has no {field}"))
 }
 
-/// The test's hold on one key's advisory lock.
+/// The test's hold on one advisory lock.
 struct Gate {
     rt: tokio::runtime::Runtime,
     conn: sqlx::PgConnection,
 }
 
 impl Gate {
+    /// Holds the lock a write of `key` takes in its transaction.
     fn hold(url: &str, key: &str) -> Gate {
+        Gate::hold_id(url, spillway::store::key_hash(key.as_bytes()))
+    }
+
+    fn hold_id(url: &str, id: i64) -> Gate {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let hash = spillway::store::key_hash(key.as_bytes());
         let conn = rt.block_on(async {
             let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
             sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(hash)
+                .bind(id)
                 .execute(&mut conn)
                 .await
                 .expect("lock");
@@ -139,6 +143,20 @@ impl<'a> Queued<'a> {
         let commits = info_u64(&mut self.info, "db_commits") - self.commits_before;
         (replies, commits)
     }
+}
+
+/// Waits until a session of `pg`'s database waits for an advisory lock.
+fn wait_for_lock_waiter(pg: &PgDatabase) {
+    wait_until(
+        "a transaction to wait on the gate",
+        Duration::from_secs(10),
+        || {
+            pg.psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted",
+            ) == "1"
+        },
+    );
 }
 
 fn value(pg: &PgDatabase, key: &str) -> String {
@@ -318,6 +336,99 @@ fn concurrent_incr_and_append_of_one_key_each_reply_as_if_alone() {
         "{commits} transactions for {} writes: concurrent writes share them",
         2 * total
     );
+}
+
+/// While a write's COMMIT is under way, the cache holds no row of its keys
+/// (the writer's lease stands there), so no reader can see the new row in
+/// the database and then the old one in the cache. The COMMIT is held by a
+/// deferred constraint trigger that waits for the test's lock.
+#[test]
+fn while_a_write_commits_the_cache_holds_no_row_of_its_keys() {
+    const COMMIT_GATE: i64 = 424_242;
+    let redis = support::RedisServer::start();
+    let pg = PgDatabase::create();
+    let sp = Spillway::start(&[
+        ("SPILLWAY__CACHE__BACKEND", "redis"),
+        ("SPILLWAY__CACHE__URL", &redis.url()),
+        ("SPILLWAY__DATABASE__URL", &pg.url()),
+    ]);
+    let mut c = sp.conn();
+    let _: () = c.set("c", "old").expect("SET");
+    let _: String = c.get("c").expect("GET");
+    let mut cache = redis.conn();
+    let cached = |cache: &mut redis::Connection| -> Option<Vec<u8>> {
+        cache.get("spillway:c").expect("redis GET")
+    };
+    assert!(
+        cached(&mut cache).is_some_and(|v| v.first() != Some(&b'L')),
+        "the old row is cached"
+    );
+    pg.psql(&format!(
+        "CREATE FUNCTION wait_gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           PERFORM pg_advisory_lock({COMMIT_GATE}); PERFORM pg_advisory_unlock({COMMIT_GATE}); \
+           RETURN NULL; END $$; \
+         CREATE CONSTRAINT TRIGGER wait_gate AFTER INSERT OR UPDATE ON spillway_kv \
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_gate()"
+    ));
+    let gate = Gate::hold_id(&pg.url(), COMMIT_GATE);
+    let mut writer = sp.raw();
+    writer.send_cmd(&["SET", "c", "new"]);
+    wait_for_lock_waiter(&pg);
+    let during = cached(&mut cache);
+    assert!(
+        during.as_ref().is_none_or(|v| v.first() == Some(&b'L')),
+        "a row is cached while its write commits: {:?}",
+        during.map(|v| String::from_utf8_lossy(&v).into_owned())
+    );
+    let v: String = c.get("c").expect("GET during the commit");
+    assert_eq!(v, "old", "not committed yet");
+    gate.release();
+    assert_eq!(writer.read_reply(), b"+OK\r\n");
+    let v: String = c.get("c").expect("GET after the commit");
+    assert_eq!(v, "new");
+}
+
+/// Optimistic increments (WATCH, GET, MULTI, SET, EXEC, again on nil) from
+/// many clients of two spillway processes: EXECs of one key meet in one
+/// group and across processes, and only the first of them may win.
+#[test]
+fn watch_cas_loops_on_two_processes_lose_no_increment() {
+    const CLIENTS: usize = 6;
+    const OPS: i64 = 20;
+    let redis = support::RedisServer::start();
+    let pg = PgDatabase::create();
+    let (redis_url, pg_url) = (redis.url(), pg.url());
+    let env = [
+        ("SPILLWAY__CACHE__BACKEND", "redis"),
+        ("SPILLWAY__CACHE__URL", redis_url.as_str()),
+        ("SPILLWAY__DATABASE__URL", pg_url.as_str()),
+    ];
+    let (a, b) = (Spillway::start(&env), Spillway::start(&env));
+    let clients = if option_env!("XXONE").is_some() {
+        [a.client(), a.client()]
+    } else {
+        [a.client(), b.client()]
+    };
+    thread::scope(|s| {
+        for client in &clients {
+            for _ in 0..CLIENTS {
+                s.spawn(move || {
+                    let mut c = client.get_connection().expect("connect");
+                    for _ in 0..OPS {
+                        let () = redis::transaction(&mut c, &["c"], |c, pipe| {
+                            let old: Option<i64> = c.get("c")?;
+                            pipe.set("c", old.unwrap_or(0) + 1).ignore().query(c)
+                        })
+                        .expect("CAS");
+                    }
+                });
+            }
+        }
+    });
+    let total = 2 * CLIENTS as i64 * OPS;
+    assert_eq!(value(&pg, "c"), total.to_string());
+    let v: i64 = a.conn().get("c").expect("GET");
+    assert_eq!(v, total);
 }
 
 /// Each client runs its own script over its own key (so its replies are
