@@ -3,10 +3,11 @@
 //! invariant 1).
 //!
 //! Concurrent writes share transactions. `execute` queues the write (one
-//! command, or a MULTI block with its WATCHed keys); a committer takes what
-//! queued while the previous group was committing and runs it as one group
-//! (`group.rs`): lock every key, read every row, run each write in arrival
-//! order over one working set, upsert the changed rows, commit, invalidate
+//! command, or a MULTI block with its WATCHed keys); a committer task
+//! (`committer.rs`) takes what queued while the previous group worked and
+//! runs it as one group (`group.rs`): lock every key, read every row, run
+//! each write in arrival order over one working set, upsert the changed
+//! rows while fencing them in the cache (`fence.rs`), commit, invalidate
 //! the cache, then reply to each write. One transaction then carries many
 //! writes, where each write used to pay its own round trips and commit.
 
