@@ -83,12 +83,24 @@ impl<C: CacheTier> Committer<C> {
         }
         let version = self.hlc.next_above(floor);
         let changed = stamped(&ws, version);
-        with_timeout(backend, self.timeout, txn.put(&changed)).await?;
+        let changed_keys: Vec<Bytes> = changed.iter().map(|(k, _)| k.clone()).collect();
+        let (put, ()) = tokio::join!(
+            with_timeout(backend, self.timeout, txn.put(&changed)),
+            self.fence(&changed_keys)
+        );
         drop(body);
-        with_timeout(backend, self.timeout, txn.commit()).await?;
-        Stats::add(&self.stats.db_commits, 1);
-        let changed_keys: Vec<Bytes> = changed.into_iter().map(|(k, _)| k).collect();
+        // COMMIT is bounded by the store, which reports a COMMIT left
+        // unanswered as an unknown outcome; a timeout here would claim
+        // that nothing was written.
+        let committed = match put {
+            Ok(()) => txn.commit().await,
+            Err(e) => Err(e),
+        };
+        // Also after a failure: it lifts the fence, and after an unknown
+        // outcome the rows may have changed.
         self.aside.invalidate(&changed_keys).await;
+        committed?;
+        Stats::add(&self.stats.db_commits, 1);
         Ok(outcomes)
     }
 }

@@ -3,20 +3,23 @@
 //! invariant 1).
 //!
 //! Concurrent writes share transactions. `execute` queues the write (one
-//! command, or a MULTI block with its WATCHed keys); a committer takes what
-//! queued while the previous group was committing and runs it as one group
-//! (`group.rs`): lock every key, read every row, run each write in arrival
-//! order over one working set, upsert the changed rows, commit, invalidate
+//! command, or a MULTI block with its WATCHed keys); a committer task
+//! (`committer.rs`) takes what queued while the previous group worked and
+//! runs it as one group (`group.rs`): lock every key, read every row, run
+//! each write in arrival order over one working set, upsert the changed
+//! rows while fencing them in the cache (`fence.rs`), commit, invalidate
 //! the cache, then reply to each write. One transaction then carries many
 //! writes, where each write used to pay its own round trips and commit.
 
+mod committer;
+mod fence;
 mod group;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::locks::KeyLocks;
 use super::{Call, Watched};
@@ -28,11 +31,6 @@ use crate::resp::Frame;
 use crate::stats::Stats;
 use crate::store::Store;
 
-/// Most writes in one group: bounds one transaction's statements and locks.
-const MAX_GROUP: usize = 256;
-/// Groups in flight at once, each on its own database connection. Only one
-/// of them reads and upserts at a time; the others are committing.
-const GROUPS_IN_FLIGHT: usize = 4;
 /// Stripes of the in-process key locks: groups of dozens of random keys
 /// rarely share one, so groups in flight rarely wait for each other.
 const LOCK_STRIPES: usize = 65536;
@@ -119,38 +117,5 @@ impl<C: CacheTier> WriteThrough<C> {
                 detail: "the group committing this write stopped".into(),
             })
         })
-    }
-}
-
-impl<C: CacheTier> Committer<C> {
-    /// The committer: waits for a write, then for the previous group to
-    /// finish its reads and upsert (and for a free connection), and only
-    /// then takes everything queued meanwhile as the next group. So while
-    /// one group works, writes pile up for the next, and a group's COMMIT
-    /// (the fsync) overlaps the next group's work. Groups sharing a key
-    /// still run one after the other: the key locks order them.
-    async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Pending>) {
-        let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
-        let working = Arc::new(Semaphore::new(1));
-        while let Some(first) = rx.recv().await {
-            let (Ok(slot), Ok(work)) = (
-                in_flight.clone().acquire_owned().await,
-                working.clone().acquire_owned().await,
-            ) else {
-                return;
-            };
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(p) => group.push(p),
-                    Err(_) => break,
-                }
-            }
-            let committer = self.clone();
-            tokio::spawn(async move {
-                committer.commit(group, Some(work)).await;
-                drop(slot);
-            });
-        }
     }
 }
