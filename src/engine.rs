@@ -308,8 +308,9 @@ impl Engine {
     }
 
     /// A write naming mapped keys: SQL on their tables, then the cache
-    /// entries are dropped. DEL and UNLINK may mix mapped and plain keys;
-    /// MULTI blocks and WATCH cannot involve mapped keys.
+    /// entries are dropped. A command cannot mix mapped and plain keys
+    /// (their writes could not fail or succeed together), and MULTI blocks
+    /// and WATCH cannot involve mapped keys.
     async fn write_mapped(
         &self,
         m: &Mapped,
@@ -323,34 +324,16 @@ impl Engine {
         if !watched.is_empty() || !call.spec.is_write() {
             return Err(refused());
         }
+        m.check_write(call)?;
         let keys: Vec<Bytes> = call.spec.keys(&call.argv).into_iter().cloned().collect();
-        let (mapped_keys, plain): (Vec<Bytes>, Vec<Bytes>) =
-            keys.into_iter().partition(|k| m.is_mapped(k));
-        let reply = if matches!(call.spec.name, "del" | "unlink") && !plain.is_empty() {
-            let mut argv = vec![call.argv[0].clone()];
-            argv.extend(plain);
-            let rest = Call {
-                spec: call.spec,
-                argv,
-            };
-            let plain_count = match self.writer.execute(&[rest], &[]).await {
-                Ok(Outcome {
-                    replies: Some(mut r),
-                    ..
-                }) => r.pop(),
-                Ok(_) => None,
-                Err(refused) => return Err(refused),
-            };
-            match (plain_count, m.delete(&mapped_keys).await) {
-                (Some(Frame::Integer(a)), Ok(b)) => Frame::Integer(a + b),
-                (Some(other), Ok(_)) => other,
-                (_, Err(refused)) => refused,
-                (None, Ok(_)) => Frame::err("no reply"),
-            }
-        } else {
-            m.write(call).await
-        };
-        self.aside.invalidate(&mapped_keys).await;
+        if !keys.iter().all(|k| m.is_mapped(k)) {
+            return Err(Frame::err(format!(
+                "{} cannot mix mapped and plain keys in one command",
+                call.spec.name.to_ascii_uppercase()
+            )));
+        }
+        let reply = m.write(call).await;
+        self.aside.invalidate(&keys).await;
         Ok(reply)
     }
 

@@ -97,6 +97,14 @@ pub async fn load(pool: &PgPool, ns: &NamespaceConfig) -> Result<Table, String> 
         let typname: String = row.try_get("typname").map_err(get)?;
         if name == ns.key_column {
             let attnum: i32 = row.try_get("attnum").map_err(get)?;
+            // citext, char(n) and name compare equal across spellings, so
+            // one row would have several keys (and cache entries).
+            if matches!(typname.as_str(), "citext" | "bpchar" | "name") {
+                return Err(at(format!(
+                    "key_column {:?} is {typname}: keys must be integer, text, varchar or uuid",
+                    ns.key_column
+                )));
+            }
             key = Some((columns.len(), attnum));
         }
         columns.push(Column {

@@ -33,6 +33,10 @@ pub struct NamespaceConfig {
     pub install_trigger: bool,
 }
 
+/// Longest namespace name: `spillway_invalidate_<name>_trunc` must fit in
+/// PostgreSQL's 63-byte identifiers.
+const MAX_NAME: usize = 32;
+
 fn yes() -> bool {
     true
 }
@@ -53,13 +57,15 @@ pub fn validate(
     let mut seen: Vec<(&str, Pattern)> = Vec::new();
     for ns in namespaces {
         let name = ns.name.as_str();
+        // Trigger names embed it and PostgreSQL cuts names at 63 bytes.
         if name.is_empty()
+            || name.len() > MAX_NAME
             || !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
         {
             return Err(format!(
-                "namespace {name:?}: name must be letters, digits, '_' or '-'"
+                "namespace {name:?}: name must be 1 to {MAX_NAME} letters, digits, '_' or '-'"
             ));
         }
         let at = |msg: String| format!("namespace {name}: {msg}");
@@ -164,6 +170,7 @@ mod tests {
         bad.key_column = "id\"".into();
         assert!(validate(&[bad], wt, PG).is_err());
         assert!(validate(&[ns("a b", "a:{id}")], wt, PG).is_err());
+        assert!(validate(&[ns(&"n".repeat(33), "a:{id}")], wt, PG).is_err());
     }
 
     #[test]

@@ -203,6 +203,11 @@ impl Mapped {
         self.check(call, READS)
     }
 
+    /// As `check_read`, for writes.
+    pub fn check_write(&self, call: &Call) -> std::result::Result<(), Frame> {
+        self.check(call, WRITES)
+    }
+
     fn check(&self, call: &Call, allowed: &[&str]) -> std::result::Result<(), Frame> {
         for key in call.spec.keys(&call.argv) {
             let Some((ns, id)) = self.find(key) else {

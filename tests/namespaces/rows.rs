@@ -152,12 +152,13 @@ fn hash_commands_read_and_write_rows() {
         "Bo|t"
     );
 
-    // DEL counts rows and plain keys alike.
+    // DEL counts rows; mixing rows and plain keys in one command is
+    // refused before anything is deleted.
     assert_eq!(text(&mut c, &["SET", "plain", "x"]).as_deref(), Some("OK"));
-    assert_eq!(
-        int(&mut c, &["DEL", "user:1", "user:2", "user:3", "plain"]),
-        3
-    );
+    assert!(error(&mut c, &["DEL", "user:1", "plain"]).contains("cannot mix"));
+    assert_eq!(int(&mut c, &["EXISTS", "user:1", "plain"]), 2);
+    assert_eq!(int(&mut c, &["DEL", "user:1", "user:2", "user:3"]), 2);
+    assert_eq!(int(&mut c, &["DEL", "plain"]), 1);
     assert_eq!(pg.psql("SELECT count(*) FROM users"), "0");
     assert_eq!(text(&mut c, &["GET", "user:1"]), None);
     assert_eq!(
