@@ -12,12 +12,12 @@
 //! 4. wait for room in the backlog (or refuse with BUSY);
 //! 5. append one WAL record with the resulting rows (a MULTI block is one
 //!    record); a failed append fails the write and logs nothing;
-//! 6. add the rows to the overlay, queue them for the processor, reply.
+//! 6. add the rows to the overlay, invalidate the cache, queue them for the
+//!    processor, reply. The invalidation is what keeps a crash between the
+//!    processor's commit and its own invalidation from leaving an older
+//!    cached value over the database's newer row (see ARCHITECTURE.md).
 //!
-//! The cache tier is not touched: reads on this instance consult the
-//! overlay first, and the processor invalidates the keys after it has
-//! applied them (see ARCHITECTURE.md, write-behind). A pipeline's run of
-//! plain writes goes through `run` instead, as one unit.
+//! A pipeline's run of plain writes goes through `run` instead, as one unit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +127,9 @@ impl<C: CacheTier> WriteBehind<C> {
         self.overlay.insert(seq.0, &rows);
         self.backlog.logged(bytes);
         held.keep();
+        // Before the processor can commit (see `run.rs`).
+        let changed: Vec<Bytes> = rows.iter().map(|(k, _)| k.clone()).collect();
+        self.aside.invalidate(&changed).await;
         // The processor only stops after the write path at shutdown; a send
         // error cannot lose the write: it is in the WAL and replayed.
         let block = rows.len() > 1;

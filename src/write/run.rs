@@ -108,6 +108,14 @@ impl<C: CacheTier> WriteBehind<C> {
             .0;
         self.overlay
             .insert_run(first, logged.iter().map(|l| l.rows.as_slice()));
+        // Older cached values go now, before the processor can commit: a
+        // crash between its commit and its own invalidation must not leave
+        // them in the cache over the database's newer rows.
+        let changed: Vec<Bytes> = logged
+            .iter()
+            .flat_map(|l| l.rows.iter().map(|(k, _)| k.clone()))
+            .collect();
+        self.aside.invalidate(&changed).await;
         let mut seqs = Vec::with_capacity(logged.len());
         for (write, held) in logged.into_iter().zip(held) {
             let seq = first + seqs.len() as u64;
