@@ -26,7 +26,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row as _};
 use super::{BACKEND, decode_row, write};
 use crate::error::{Error, Result, with_timeout};
 use crate::keyspace::Row;
-use crate::store::errors::{self, one_line};
+use crate::store::errors;
 use crate::store::{BoxFuture, Locked, StoreTxn, key_hash, rows};
 
 /// Idle writer connections kept: enough for the groups a write-through
@@ -260,17 +260,7 @@ impl StoreTxn for WriterTxn {
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         let timeout = self.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, self.finish("COMMIT")).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if errors::postgres_connection_lost(&e) => Err(Error::CommitUnknown {
-                    backend: BACKEND,
-                    detail: one_line(e),
-                }),
-                Ok(Err(e)) => Err(errors::postgres(timeout, e)),
-                Err(_) => Err(errors::commit_timed_out(BACKEND, timeout)),
-            }
-        })
+        Box::pin(async move { write::commit_with(timeout, self.finish("COMMIT")).await })
     }
 
     fn rollback(self: Box<Self>) -> BoxFuture<'static, ()> {

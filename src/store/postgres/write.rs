@@ -149,7 +149,15 @@ pub(super) async fn read_checkpoint<'e>(
 /// Commits within `timeout`. A connection lost during COMMIT, or no answer
 /// in time, is `Error::CommitUnknown`: the server may have committed.
 pub(crate) async fn commit(txn: Transaction<'static, Postgres>, timeout: Duration) -> Result<()> {
-    match tokio::time::timeout(timeout, txn.commit()).await {
+    commit_with(timeout, txn.commit()).await
+}
+
+/// As `commit`, for any way of sending the COMMIT.
+pub(super) async fn commit_with(
+    timeout: Duration,
+    commit: impl Future<Output = std::result::Result<(), sqlx::Error>>,
+) -> Result<()> {
+    match tokio::time::timeout(timeout, commit).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if errors::postgres_connection_lost(&e) => Err(Error::CommitUnknown {
             backend: BACKEND,
